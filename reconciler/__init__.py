@@ -1,0 +1,1 @@
+"""Desired state: spec models, sources (directory, git), diff -> plan -> apply, daemon, CLI."""
