@@ -1,0 +1,79 @@
+"""The runtime's exception family: every failure an operator sees is one of these.
+
+    OciRuntimeError
+     ├── ConfigError        config.json missing, unreadable or invalid (file + field + cause)
+     ├── SyscallError       a kernel call failed (op + path + errno), like crun's error lines
+     │    └── MountError    a mount, or a mount destination that escapes the rootfs
+     ├── StateError         the container's state directory is missing, taken or unreadable
+     │    ├── ContainerNotFound
+     │    └── ContainerExists
+     ├── IncorrectStatus    a verb not allowed in the container's status (start twice, ...)
+     ├── ExecError          the container's program cannot be found or run
+     └── HookError          a lifecycle hook failed or timed out
+
+Messages are lower case without a trailing period (youki's rule) and name what failed.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class OciRuntimeError(Exception):
+    """Base of everything the runtime raises on purpose."""
+
+
+class ConfigError(OciRuntimeError):
+    def __init__(self, file: str, field: str, cause: str) -> None:
+        self.file = file
+        self.field = field
+        self.cause = cause
+        where = f"{file}: {field}" if field else file
+        super().__init__(f"invalid config {where}: {cause}")
+
+
+class SyscallError(OciRuntimeError):
+    def __init__(self, op: str, path: str, errno: int, detail: str = "") -> None:
+        self.op = op
+        self.path = path
+        self.errno = errno
+        cause = os.strerror(errno) if errno else detail
+        text = f"{op} `{path}`: {cause}" if path else f"{op}: {cause}"
+        if detail and errno:
+            text += f" ({detail})"
+        super().__init__(text.lower() if text[:1].isupper() else text)
+
+
+class MountError(SyscallError):
+    pass
+
+
+class StateError(OciRuntimeError):
+    pass
+
+
+class ContainerNotFound(StateError):
+    def __init__(self, container_id: str) -> None:
+        self.container_id = container_id
+        super().__init__(f"container {container_id!r} does not exist")
+
+
+class ContainerExists(StateError):
+    def __init__(self, container_id: str) -> None:
+        self.container_id = container_id
+        super().__init__(f"container {container_id!r} already exists")
+
+
+class IncorrectStatus(OciRuntimeError):
+    def __init__(self, container_id: str, status: str, verb: str) -> None:
+        self.container_id = container_id
+        self.status = status
+        super().__init__(f"cannot {verb} container {container_id!r}: it is {status}")
+
+
+class ExecError(OciRuntimeError):
+    pass
+
+
+class HookError(OciRuntimeError):
+    pass

@@ -1,0 +1,1 @@
+"""Test harness: real systemd sandbox, real registry, fixture images, leak guard."""
