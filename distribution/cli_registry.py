@@ -1,0 +1,10 @@
+"""``pycontainers image`` subcommands: pull, ls, inspect, rm, copy, login, logout, prune, fsck."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this part's image subcommands (none yet)."""
+    del sub
