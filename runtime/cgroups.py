@@ -1,0 +1,1009 @@
+"""Put a container's processes in cgroups and apply ``linux.resources``, on any host layout.
+
+Three layouts exist (see cgroups(7)): *unified* (one cgroup2 hierarchy at /sys/fs/cgroup,
+modern hosts), *hybrid* (cgroup v1 controller hierarchies plus a cgroup2 mount, usually at
+/sys/fs/cgroup/unified, Debian 11/12 with systemd's default) and *legacy* (v1 only). The
+layout is read from /proc/self/mountinfo and /proc/self/cgroup, never guessed from paths.
+
+A container gets one directory per usable hierarchy, all with the same cgroup path. The
+manager remembers them as ``paths()`` ({hierarchy key: directory}; the key is the v1
+controller list as in /proc/self/cgroup, ``name=systemd``, or ``unified`` for cgroup2) so a
+later process rebuilds it with ``CgroupManager.from_paths``.
+
+Placement follows runc: a relative (or absent) ``cgroupsPath`` is relative to the caller's
+own cgroup, an absolute one to the hierarchy root. When the caller runs in a cgroup that
+systemd delegated to it (``Delegate=yes``: systemd marks it with the ``trusted.delegate`` or
+``user.delegate`` xattr), absolute paths are taken inside that delegated subtree instead, so
+the container never escapes the unit that supervises it.
+
+Hierarchies that cannot be written (v1 controllers of a rootless user, or v1 mounted read-only
+as in systemd-nspawn) are skipped with one warning; a limit that needs such a controller is
+an error as root and a warning when rootless (what Podman does on v1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+log = logging.getLogger(__name__)
+
+UNIFIED: Final = "unified"
+"""Key of the cgroup2 hierarchy in ``paths()``."""
+SYSTEMD_NAMED: Final = "name=systemd"
+LEAF_NAME: Final = "supervisor"
+"""Leaf a delegated caller moves into before controllers are enabled in its own cgroup."""
+
+CGROUP_ROOT: Final = "/sys/fs/cgroup"
+V1_CONTROLLERS: Final = frozenset(
+    {
+        "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "net_prio",
+        "blkio", "perf_event", "hugetlb", "pids", "rdma", "misc",
+    }
+)  # fmt: skip
+# Controllers enabled for a new cgroup on a pure v2 host even without limits, so that
+# memory.events (OOM kills) and pids.current are there, as runc and systemd do.
+DEFAULT_V2_CONTROLLERS: Final = ("cpu", "io", "memory", "pids")
+DELEGATE_XATTRS: Final = ("trusted.delegate", "user.delegate")
+
+_warned: set[str] = set()
+
+
+class CgroupError(Exception):
+    """A cgroup cannot be created, joined, limited, signalled or removed."""
+
+
+class CgroupLimitError(CgroupError):
+    """The config demands a limit that this host (or this user) cannot apply."""
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("%s", message)
+
+
+# ---------------------------------------------------------------------------------------
+# Layout detection (pure parsers + one reader)
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """One mounted cgroup hierarchy and where the caller sits in it."""
+
+    key: str
+    mountpoint: str
+    root: str
+    own: str
+    controllers: frozenset[str]
+    readonly: bool
+
+    @property
+    def version(self) -> int:
+        return 2 if self.key == UNIFIED else 1
+
+    def dir_of(self, cgroup: str) -> str:
+        """Directory of a cgroup path (as /proc/self/cgroup writes it) under this mount."""
+        rel = cgroup
+        if self.root != "/" and (cgroup == self.root or cgroup.startswith(self.root + "/")):
+            rel = cgroup[len(self.root) :]
+        return os.path.normpath(self.mountpoint + "/" + rel.lstrip("/"))
+
+
+@dataclass(frozen=True)
+class Layout:
+    hierarchies: tuple[Hierarchy, ...]
+
+    @property
+    def mode(self) -> str:
+        versions = {h.version for h in self.hierarchies if h.key != SYSTEMD_NAMED}
+        if versions == {2}:
+            return "unified"
+        if 2 in versions or any(h.key == UNIFIED for h in self.hierarchies):
+            return "hybrid"
+        return "legacy"
+
+    def holder(self, controller: str) -> Hierarchy | None:
+        """The hierarchy the controller is bound to (a controller lives in one only)."""
+        for h in self.hierarchies:
+            if controller in h.controllers:
+                return h
+        return None
+
+
+def parse_proc_cgroup(text: str) -> dict[str, str]:
+    """/proc/PID/cgroup -> {hierarchy key: cgroup path}; the v2 line (``0::``) is ``unified``."""
+    own: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _hid, controllers, path = parts
+        own[_key_of(controllers.split(",")) if controllers else UNIFIED] = path
+    return own
+
+
+def _key_of(options: Iterable[str]) -> str:
+    names = sorted(o for o in options if o in V1_CONTROLLERS)
+    named = [o for o in options if o.startswith("name=")]
+    return ",".join(names + named)
+
+
+def parse_mountinfo(text: str, own: Mapping[str, str]) -> list[Hierarchy]:
+    """Visible cgroup hierarchies in a /proc/PID/mountinfo text.
+
+    A mount hidden by a later one on the same place or above it is skipped (a read-only bind
+    over a hierarchy, as systemd-nspawn makes, or a fresh tmpfs over /sys/fs/cgroup); a
+    hierarchy mounted at two places is used at its first one.
+    """
+    mounts: list[tuple[str, Hierarchy | None, str]] = []
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if not sep or len(fields) < 6 or len(tail) < 3:
+            continue
+        device, root, mountpoint = fields[2], _unescape(fields[3]), _unescape(fields[4])
+        hierarchy = None
+        if tail[0] in ("cgroup", "cgroup2"):
+            super_opts = tail[2].split(",")
+            readonly = "ro" in fields[5].split(",") or "ro" in super_opts
+            if tail[0] == "cgroup2":
+                key, controllers = UNIFIED, frozenset[str]()
+            else:
+                key = _key_of(super_opts)
+                controllers = frozenset(o for o in super_opts if o in V1_CONTROLLERS)
+            if key:
+                hierarchy = Hierarchy(
+                    key, mountpoint, root, own.get(key, "/"), controllers, readonly
+                )
+        mounts.append((mountpoint, hierarchy, device))
+    found: list[Hierarchy] = []
+    devices: set[str] = set()
+    for i, (mountpoint, hierarchy, device) in enumerate(mounts):
+        if hierarchy is None or device in devices:
+            continue
+        hidden = any(
+            mountpoint == later or mountpoint.startswith(later.rstrip("/") + "/")
+            for later, _h, _d in mounts[i + 1 :]
+        )
+        if not hidden:
+            devices.add(device)
+            found.append(hierarchy)
+    return found
+
+
+def _unescape(path: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as octal (proc(5))
+    return (
+        path.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+    )
+
+
+def detect_layout(pid: int | str = "self") -> Layout:
+    """Read a process's cgroup layout; cgroup2 controllers from the root cgroup.controllers."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            own = parse_proc_cgroup(f.read())
+        with open(f"/proc/{pid}/mountinfo") as f:
+            hierarchies = parse_mountinfo(f.read(), own)
+    except OSError as exc:
+        raise CgroupError(f"cannot read the cgroup layout of process {pid}: {exc}") from exc
+    result = []
+    for h in hierarchies:
+        if h.version == 2:
+            bound = set().union(*(o.controllers for o in hierarchies if o.version == 1))
+            available = _read_words(os.path.join(h.mountpoint, "cgroup.controllers"))
+            h = Hierarchy(
+                h.key, h.mountpoint, h.root, h.own, frozenset(available) - bound, h.readonly
+            )
+        result.append(h)
+    return Layout(tuple(result))
+
+
+def _read_words(path: str) -> list[str]:
+    try:
+        with open(path) as f:
+            return f.read().split()
+    except OSError:
+        return []
+
+
+# ---------------------------------------------------------------------------------------
+# linux.resources -> cgroup file writes (pure)
+
+
+@dataclass(frozen=True)
+class Write:
+    """One value for one cgroup file, owned by one controller."""
+
+    controller: str
+    file: str
+    value: str
+    from_unified: bool = False
+
+
+def cpu_shares_to_weight(shares: int) -> int:
+    """cpu.shares [2, 262144] -> cpu.weight [1, 10000], runc's linear mapping (runtime-spec)."""
+    if shares == 0:
+        return 0
+    return 1 + ((shares - 2) * 9999) // 262142
+
+
+def blkio_weight_to_io_weight(weight: int) -> int:
+    """blkio.weight [10, 1000] -> io.weight [1, 10000], as runc converts it."""
+    if weight == 0:
+        return 0
+    return 1 + ((weight - 10) * 9999) // 990
+
+
+def swap_to_v2(swap: int, memory: int) -> int | None:
+    """OCI swap is memory+swap (v1 memsw); v2 memory.swap.max is swap alone. None = unset."""
+    if memory == -1 and swap == 0:
+        return -1
+    if swap in (0, -1):
+        return None if swap == 0 else -1
+    if memory in (0, -1):
+        raise CgroupError("linux.resources.memory.swap: a swap limit needs a memory limit")
+    if swap < memory:
+        raise CgroupError(
+            f"linux.resources.memory.swap: {swap} is below the memory limit {memory} "
+            "(swap counts memory plus swap)"
+        )
+    return swap - memory
+
+
+def _int(section: Mapping[str, Any], name: str, where: str) -> int:
+    value = section.get(name)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CgroupError(f"linux.resources.{where}.{name}: expected an integer, got {value!r}")
+    return value
+
+
+def _v2_max(value: int) -> str:
+    return "max" if value < 0 else str(value)
+
+
+def _devnum(entry: Mapping[str, Any], where: str) -> str:
+    try:
+        return f"{int(entry['major'])}:{int(entry['minor'])}"
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CgroupError(f"linux.resources.{where}: a device needs major and minor") from exc
+
+
+def resource_writes(resources: Mapping[str, Any], version: int) -> list[Write]:
+    """Translate OCI ``linux.resources`` into file writes for a v1 or v2 hierarchy, in order."""
+    v2 = version == 2
+    out: list[Write] = []
+    memory = resources.get("memory") or {}
+    if memory:
+        limit = _int(memory, "limit", "memory")
+        reservation = _int(memory, "reservation", "memory")
+        swap = _int(memory, "swap", "memory")
+        if v2:
+            if limit:
+                out.append(Write("memory", "memory.max", _v2_max(limit)))
+            if reservation:
+                out.append(Write("memory", "memory.low", _v2_max(reservation)))
+            swap_v2 = swap_to_v2(swap, limit)
+            if swap_v2 is not None:
+                out.append(Write("memory", "memory.swap.max", _v2_max(swap_v2)))
+        else:
+            if limit:
+                out.append(Write("memory", "memory.limit_in_bytes", str(limit)))
+            if swap or limit == -1:
+                out.append(Write("memory", "memory.memsw.limit_in_bytes", str(swap or -1)))
+            if reservation:
+                out.append(Write("memory", "memory.soft_limit_in_bytes", str(reservation)))
+            if memory.get("swappiness") is not None:
+                out.append(Write("memory", "memory.swappiness", str(memory["swappiness"])))
+            if memory.get("disableOOMKiller"):
+                out.append(Write("memory", "memory.oom_control", "1"))
+    cpu = resources.get("cpu") or {}
+    if cpu:
+        shares = _int(cpu, "shares", "cpu")
+        quota = _int(cpu, "quota", "cpu")
+        period = _int(cpu, "period", "cpu")
+        if v2:
+            if shares:
+                out.append(Write("cpu", "cpu.weight", str(cpu_shares_to_weight(shares))))
+            if quota or period:
+                text = str(quota) if quota > 0 else "max"
+                if period:
+                    text += f" {period}"
+                out.append(Write("cpu", "cpu.max", text))
+            if cpu.get("burst") is not None:
+                out.append(Write("cpu", "cpu.max.burst", str(_int(cpu, "burst", "cpu"))))
+        else:
+            if shares:
+                out.append(Write("cpu", "cpu.shares", str(shares)))
+            if period:
+                out.append(Write("cpu", "cpu.cfs_period_us", str(period)))
+            if quota:
+                out.append(Write("cpu", "cpu.cfs_quota_us", str(quota)))
+            if cpu.get("burst") is not None:
+                out.append(Write("cpu", "cpu.cfs_burst_us", str(_int(cpu, "burst", "cpu"))))
+            if _int(cpu, "realtimePeriod", "cpu"):
+                out.append(Write("cpu", "cpu.rt_period_us", str(cpu["realtimePeriod"])))
+            if _int(cpu, "realtimeRuntime", "cpu"):
+                out.append(Write("cpu", "cpu.rt_runtime_us", str(cpu["realtimeRuntime"])))
+        if cpu.get("idle") is not None:
+            out.append(Write("cpu", "cpu.idle", str(_int(cpu, "idle", "cpu"))))
+        if cpu.get("cpus"):
+            out.append(Write("cpuset", "cpuset.cpus", str(cpu["cpus"])))
+        if cpu.get("mems"):
+            out.append(Write("cpuset", "cpuset.mems", str(cpu["mems"])))
+    pids = resources.get("pids") or {}
+    if pids and _int(pids, "limit", "pids"):
+        limit = _int(pids, "limit", "pids")
+        out.append(Write("pids", "pids.max", str(limit) if limit > 0 else "max"))
+    out += _block_io_writes(resources.get("blockIO") or {}, v2)
+    for entry in resources.get("hugepageLimits") or []:
+        size, limit = entry.get("pageSize"), entry.get("limit")
+        if not size or limit is None:
+            raise CgroupError("linux.resources.hugepageLimits: each entry needs pageSize and limit")
+        name = f"hugetlb.{size}.max" if v2 else f"hugetlb.{size}.limit_in_bytes"
+        out.append(Write("hugetlb", name, str(limit)))
+    for name, value in (resources.get("unified") or {}).items() if v2 else ():
+        if "/" in name or name.startswith("."):
+            raise CgroupError(f"linux.resources.unified: {name!r} is not a cgroup file name")
+        controller = name.split(".", 1)[0]
+        controller = "" if controller == "cgroup" else controller
+        out.append(Write(controller, name, str(value), from_unified=True))
+    return out
+
+
+def _block_io_writes(blkio: Mapping[str, Any], v2: bool) -> list[Write]:
+    out: list[Write] = []
+    weight = _int(blkio, "weight", "blockIO")
+    if weight:
+        if v2:
+            out.append(Write("io", "io.weight", f"default {blkio_weight_to_io_weight(weight)}"))
+        else:
+            out.append(Write("blkio", "blkio.weight", str(weight)))
+    if _int(blkio, "leafWeight", "blockIO") and not v2:
+        out.append(Write("blkio", "blkio.leaf_weight", str(blkio["leafWeight"])))
+    for entry in blkio.get("weightDevice") or []:
+        dev = _devnum(entry, "blockIO.weightDevice")
+        if entry.get("weight"):
+            if v2:
+                value = blkio_weight_to_io_weight(int(entry["weight"]))
+                out.append(Write("io", "io.weight", f"{dev} {value}"))
+            else:
+                out.append(Write("blkio", "blkio.weight_device", f"{dev} {entry['weight']}"))
+        if entry.get("leafWeight") and not v2:
+            out.append(Write("blkio", "blkio.leaf_weight_device", f"{dev} {entry['leafWeight']}"))
+    throttles = (
+        ("throttleReadBpsDevice", "read_bps_device", "rbps"),
+        ("throttleWriteBpsDevice", "write_bps_device", "wbps"),
+        ("throttleReadIOPSDevice", "read_iops_device", "riops"),
+        ("throttleWriteIOPSDevice", "write_iops_device", "wiops"),
+    )
+    for field, v1_file, v2_key in throttles:
+        for entry in blkio.get(field) or []:
+            dev = _devnum(entry, f"blockIO.{field}")
+            rate = int(entry.get("rate", 0))
+            if v2:
+                out.append(Write("io", "io.max", f"{dev} {v2_key}={rate or 'max'}"))
+            else:
+                out.append(Write("blkio", f"blkio.throttle.{v1_file}", f"{dev} {rate}"))
+    return out
+
+
+# What runc allows on top of the config's rules (libcontainer/specconv AllowedDevices): mknod
+# of anything, and the nodes every container gets.
+DEFAULT_ALLOWED_DEVICES: Final = (
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},  # null
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},  # random
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},  # full
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},  # tty
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},  # zero
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},  # urandom
+    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},  # console
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},  # pts
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},  # ptmx
+)
+
+
+def device_rule_writes(devices: Iterable[Mapping[str, Any]]) -> list[Write]:
+    """OCI ``linux.resources.devices`` -> v1 devices.allow/deny lines (v2 needs eBPF)."""
+    out: list[Write] = []
+    for rule in devices:
+        kind = rule.get("type") or "a"
+        major = rule.get("major")
+        minor = rule.get("minor")
+        access = rule.get("access") or "rwm"
+        spec = (
+            f"{kind} {'*' if major is None or major < 0 else major}:"
+            f"{'*' if minor is None or minor < 0 else minor} {access}"
+        )
+        if kind == "a":
+            spec = "a"
+        out.append(Write("devices", "devices.allow" if rule.get("allow") else "devices.deny", spec))
+    return out
+
+
+def systemd_style_path(cgroups_path: str) -> str:
+    """runc's ``slice:prefix:name`` form -> the cgroup path systemd would use for it."""
+    slice_name, prefix, name = cgroups_path.split(":")
+    slice_name = slice_name or "system.slice"
+    parts = []
+    stem = slice_name.removesuffix(".slice")
+    if stem != "-":
+        words = stem.split("-")
+        parts = ["-".join(words[: i + 1]) + ".slice" for i in range(len(words))]
+    unit = name if name.endswith((".scope", ".slice")) else f"{prefix}-{name}.scope"
+    return "/" + "/".join([*parts, unit])
+
+
+# ---------------------------------------------------------------------------------------
+# The manager (I/O)
+
+
+def _has_delegate_xattr(directory: str) -> bool:
+    for attr in DELEGATE_XATTRS:
+        try:
+            if os.getxattr(directory, attr) in (b"1", b"1\n"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def delegated_root(h: Hierarchy) -> str | None:
+    """The nearest ancestor-or-self of the caller's cgroup that systemd delegated, if any."""
+    path = h.own
+    while path and path != "/":
+        if _has_delegate_xattr(h.dir_of(path)):
+            return path
+        path = os.path.dirname(path)
+    return None
+
+
+def _base(own: str) -> str:
+    # A caller that already moved into its leaf places containers beside the leaf.
+    return os.path.dirname(own) if os.path.basename(own) == LEAF_NAME else own
+
+
+def _existing_ancestor(directory: str) -> str:
+    while not os.path.isdir(directory):
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    return directory
+
+
+def manager_for(cgroups_path: str | None, container_id: str, *, rootless: bool) -> CgroupManager:
+    """The container's cgroup manager; no directory is created until ``create()``."""
+    if not container_id or "/" in container_id or container_id in (".", ".."):
+        raise CgroupError(f"container id {container_id!r} cannot name a cgroup")
+    path = cgroups_path or ""
+    if ":" in path and "/" not in path:
+        try:
+            path = systemd_style_path(path)
+        except ValueError as exc:
+            raise CgroupError(
+                f"linux.cgroupsPath {cgroups_path!r}: expected a path or slice:prefix:name"
+            ) from exc
+    if ".." in path.split("/"):
+        raise CgroupError(f"linux.cgroupsPath {cgroups_path!r}: '..' is not allowed")
+    layout = detect_layout()
+    managing = next(
+        (h for key in (SYSTEMD_NAMED, UNIFIED) for h in layout.hierarchies if h.key == key),
+        None,
+    )
+    delegated = delegated_root(managing) if managing is not None else None
+    dirs: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    for h in layout.hierarchies:
+        if not path:
+            cgroup = os.path.join(_base(h.own), container_id)
+        elif not path.startswith("/"):
+            cgroup = os.path.join(_base(h.own), path)
+        elif delegated is not None:
+            base = delegated if h.own == delegated or h.own.startswith(delegated + "/") else h.own
+            cgroup = os.path.join(_base(base), path.lstrip("/"))
+        else:
+            cgroup = path
+        directory = h.dir_of(os.path.normpath(cgroup))
+        if h.readonly:
+            skipped[h.key] = "read-only file system"
+        elif not os.access(_existing_ancestor(directory), os.W_OK):
+            skipped[h.key] = "permission denied" if rootless else "not writable"
+        else:
+            dirs[h.key] = directory
+    manager = CgroupManager(dirs, rootless=rootless, skipped=skipped, layout=layout)
+    manager.warn_skipped()
+    if not dirs:
+        message = "no writable cgroup hierarchy: " + ", ".join(
+            f"{key} ({why})" for key, why in sorted(skipped.items())
+        )
+        if not rootless:
+            raise CgroupError(message)
+        _warn_once(message + "; the container runs without a cgroup of its own")
+    return manager
+
+
+class CgroupManager:
+    """One container's cgroup directories, across hierarchies, and what can be done with them."""
+
+    def __init__(
+        self,
+        dirs: Mapping[str, str],
+        *,
+        rootless: bool = False,
+        skipped: Mapping[str, str] | None = None,
+        layout: Layout | None = None,
+    ) -> None:
+        self._dirs = dict(dirs)
+        self.rootless = rootless
+        self._skipped = dict(skipped or {})
+        self._layout = layout
+        self._created: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"<CgroupManager {self._dirs!r}>"
+
+    # --- persistence -------------------------------------------------------------------
+    def paths(self) -> dict[str, str]:
+        """{hierarchy key: directory}: JSON-safe, for the runtime's state file."""
+        return dict(self._dirs)
+
+    @classmethod
+    def from_paths(cls, paths: Mapping[str, str], *, rootless: bool = False) -> CgroupManager:
+        return cls(paths, rootless=rootless)
+
+    # --- helpers -----------------------------------------------------------------------
+    def _controllers_of(self, key: str) -> frozenset[str]:
+        if key == UNIFIED:
+            return frozenset(_read_words(os.path.join(self._dirs[key], "cgroup.controllers")))
+        return frozenset(k for k in key.split(",") if k in V1_CONTROLLERS)
+
+    def _dir_for(self, controller: str) -> tuple[str, int] | None:
+        """(directory, cgroup version) that carries ``controller`` for this container."""
+        for key, directory in self._dirs.items():
+            if key != UNIFIED and controller in key.split(","):
+                return directory, 1
+        if UNIFIED not in self._dirs:
+            return None
+        if not controller:
+            return self._dirs[UNIFIED], 2
+        if self._layout is not None:
+            holder = self._layout.holder(controller)
+            if holder is not None and holder.key == UNIFIED:
+                return self._dirs[UNIFIED], 2
+            return None
+        if controller in self._controllers_of(UNIFIED):
+            return self._dirs[UNIFIED], 2
+        return None
+
+    def warn_skipped(self) -> None:
+        if not self._skipped:
+            return
+        names = ", ".join(sorted(self._skipped))
+        reasons = ", ".join(sorted(set(self._skipped.values())))
+        if self.rootless:
+            message = (
+                f"cgroup hierarchies {names} are not available to this user ({reasons}): "
+                "resource limits on them are ignored"
+            )
+        else:
+            message = (
+                f"cgroup hierarchies {names} cannot be written ({reasons}): the container is "
+                "grouped in the writable hierarchies only"
+            )
+        _warn_once(message)
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def create(self) -> None:
+        """Make the directories (and v1 cpuset parents usable); idempotent."""
+        for key, directory in self._dirs.items():
+            made = _makedirs(directory)
+            self._created += made
+            if key != UNIFIED and "cpuset" in key.split(","):
+                for level in made:
+                    _inherit_cpuset(level)
+        if UNIFIED in self._dirs and self._layout is not None and self._layout.mode == "unified":
+            for controller in DEFAULT_V2_CONTROLLERS:
+                try:
+                    self._enable_v2(controller)
+                except CgroupError as exc:
+                    _warn_once(f"cgroup controller {controller} left disabled: {exc}")
+
+    def _enable_v2(self, controller: str) -> bool:
+        """Make ``controller`` available in the container's v2 cgroup, enabling it top-down."""
+        directory = self._dirs[UNIFIED]
+        mount = _mount_of(directory, self._layout)
+        return _ensure_v2_controller(directory, controller, mount)
+
+    def apply(
+        self, resources: Mapping[str, Any], devices: Iterable[Mapping[str, Any]] = ()
+    ) -> None:
+        """Write ``linux.resources``; a limit that cannot be applied raises (warns rootless).
+
+        ``devices`` are the config's ``linux.devices`` nodes: like runc, the device cgroup
+        lets the container use the nodes it was given, plus the default ones.
+        """
+        plans: list[tuple[str, Write]] = []
+        unavailable: set[str] = set()
+        by_version = {1: resource_writes(resources, 1), 2: resource_writes(resources, 2)}
+        controllers = {w.controller for ws in by_version.values() for w in ws}
+        for controller in sorted(controllers):
+            where = self._dir_for(controller)
+            if (
+                where is not None
+                and where[1] == 2
+                and controller
+                and not self._enable_v2(controller)
+            ):
+                where = None
+            if where is None:
+                unavailable.add(controller)
+                continue
+            directory, version = where
+            if version == 1 and any(
+                w.from_unified for w in by_version[2] if w.controller == controller
+            ):
+                raise CgroupLimitError(
+                    f"linux.resources.unified: the {controller or 'cgroup'} settings need cgroup "
+                    "v2, and this host has that controller on cgroup v1"
+                )
+            plans += [(directory, w) for w in by_version[version] if w.controller == controller]
+        if unavailable:
+            names = ", ".join(sorted(c or "cgroup" for c in unavailable))
+            if self.rootless:
+                _warn_once(
+                    f"cgroup controllers {names} are not available to this user: "
+                    "their limits in linux.resources are ignored"
+                )
+            else:
+                raise CgroupLimitError(
+                    f"linux.resources needs cgroup controllers {names}, which are not "
+                    f"available or not writable here ({self._why(unavailable)})"
+                )
+        self._write_all(plans)
+        rules = list(resources.get("devices") or [])
+        if rules:
+            rules += DEFAULT_ALLOWED_DEVICES
+            for node in devices:
+                rules.append(
+                    {
+                        "allow": True,
+                        "type": node.get("type", "c").replace("u", "c"),
+                        "major": node.get("major"),
+                        "minor": node.get("minor"),
+                        "access": "rwm",
+                    }
+                )
+            self._apply_devices(rules)
+
+    def _why(self, controllers: set[str]) -> str:
+        parts = []
+        for key, reason in sorted(self._skipped.items()):
+            if set(key.split(",")) & controllers:
+                parts.append(f"{key}: {reason}")
+        return "; ".join(parts) or "no hierarchy has them"
+
+    def _apply_devices(self, devices: Iterable[Mapping[str, Any]]) -> None:
+        where = self._dir_for("devices")
+        if where is None or where[1] == 2:
+            # cgroup v2 filters devices with an eBPF program, which this runtime does not load
+            _warn_once("linux.resources.devices is not enforced: no writable v1 devices cgroup")
+            return
+        self._write_all([(where[0], w) for w in device_rule_writes(devices)])
+
+    def _write_all(self, plans: list[tuple[str, Write]]) -> None:
+        i = 0
+        while i < len(plans):
+            directory, w = plans[i]
+            nxt = plans[i + 1] if i + 1 < len(plans) else None
+            if (
+                w.file == "memory.limit_in_bytes"
+                and nxt is not None
+                and nxt[1].file == "memory.memsw.limit_in_bytes"
+            ):
+                # memsw must stay >= the limit at every step: on EINVAL write it first
+                try:
+                    _write(directory, w)
+                    _write(directory, nxt[1])
+                except CgroupError as exc:
+                    if _errno(exc) != errno.EINVAL:
+                        raise
+                    _write(directory, nxt[1])
+                    _write(directory, w)
+                i += 2
+                continue
+            _write(directory, w)
+            i += 1
+
+    def add_pid(self, pid: int) -> None:
+        """Move a process (all its threads) into every hierarchy of the container."""
+        for key, directory in self._dirs.items():
+            try:
+                with open(os.path.join(directory, "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+            except OSError as exc:
+                raise CgroupError(
+                    f"cannot move process {pid} into {directory} ({key}): {exc.strerror}"
+                ) from exc
+
+    def pids(self) -> list[int]:
+        """Every process in the container's cgroups and their descendants."""
+        found: set[int] = set()
+        for directory in self._dirs.values():
+            for sub in _walk(directory):
+                for word in _read_words(os.path.join(sub, "cgroup.procs")):
+                    found.add(int(word))
+        return sorted(found)
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(d) for d in self._dirs.values())
+
+    def kill_all(self, sig: int = signal.SIGKILL) -> None:
+        """Signal every process; frozen first where possible so that none forks past us."""
+        if sig == signal.SIGKILL and UNIFIED in self._dirs:
+            kill_file = os.path.join(self._dirs[UNIFIED], "cgroup.kill")
+            if os.path.exists(kill_file):
+                _write(self._dirs[UNIFIED], Write("", "cgroup.kill", "1"))
+        frozen = False
+        try:
+            frozen = self.freeze()
+        except CgroupError:
+            frozen = False
+        try:
+            for pid in self.pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+        finally:
+            if frozen:
+                self.thaw()
+
+    def _freezer(self) -> tuple[str, str, str, str] | None:
+        """(file, freeze value, thaw value, how to read back) of the usable freezer."""
+        unified = self._dirs.get(UNIFIED)
+        if unified and os.path.exists(os.path.join(unified, "cgroup.freeze")):
+            return os.path.join(unified, "cgroup.freeze"), "1", "0", "v2"
+        where = self._dir_for("freezer")
+        if where is not None and where[1] == 1:
+            return os.path.join(where[0], "freezer.state"), "FROZEN", "THAWED", "v1"
+        return None
+
+    def freeze(self, timeout: float = 5.0) -> bool:
+        """Freeze every process; False when no freezer is usable, error when it never settles."""
+        freezer = self._freezer()
+        if freezer is None or not self.exists():
+            return False
+        path, value, _thaw, kind = freezer
+        _write_file(path, value)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if kind == "v2":
+                events = _read_keyed(os.path.join(os.path.dirname(path), "cgroup.events"))
+                if events.get("frozen") == 1:
+                    return True
+            else:
+                with open(path) as f:
+                    if f.read().strip() == "FROZEN":
+                        return True
+                _write_file(path, value)
+            time.sleep(0.005)
+        self.thaw()
+        raise CgroupError(f"cgroup {os.path.dirname(path)} did not freeze within {timeout}s")
+
+    def thaw(self) -> None:
+        freezer = self._freezer()
+        if freezer is not None and self.exists():
+            _write_file(freezer[0], freezer[2])
+
+    def oom_kill_count(self) -> int:
+        """How many processes the kernel OOM-killed in this cgroup (0 if not accounted)."""
+        where = self._dir_for("memory")
+        if where is None:
+            return 0
+        name = "memory.events" if where[1] == 2 else "memory.oom_control"
+        return _read_keyed(os.path.join(where[0], name)).get("oom_kill", 0)
+
+    def destroy(self, timeout: float = 10.0) -> None:
+        """Kill what is left and remove the directories (deepest first); idempotent."""
+        if not self.exists():
+            return
+        deadline = time.monotonic() + timeout
+        self.kill_all(signal.SIGKILL)
+        while self.pids() and time.monotonic() < deadline:
+            time.sleep(0.01)
+            self.kill_all(signal.SIGKILL)
+        for directory in self._dirs.values():
+            for sub in reversed(list(_walk(directory))):
+                _rmdir(sub, deadline)
+
+
+def _write_file(path: str, value: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as exc:
+        raise CgroupError(f"cannot write {value!r} to {path}: {exc.strerror}") from exc
+
+
+def _errno(exc: CgroupError) -> int | None:
+    cause = exc.__cause__
+    return cause.errno if isinstance(cause, OSError) else None
+
+
+def _write(directory: str, w: Write) -> None:
+    _write_file(os.path.join(directory, w.file), w.value)
+
+
+def _read_keyed(path: str) -> dict[str, int]:
+    """``key value`` lines (memory.events, memory.oom_control, cgroup.events) -> dict."""
+    out: dict[str, int] = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if value.strip().lstrip("-").isdigit():
+                    out[key] = int(value)
+    except OSError:
+        pass
+    return out
+
+
+def _walk(directory: str) -> Iterator[str]:
+    """The directory and its sub-cgroups, parents before children."""
+    if not os.path.isdir(directory):
+        return
+    for dirpath, _dirnames, _files in os.walk(directory):
+        yield dirpath
+
+
+def _makedirs(directory: str) -> list[str]:
+    """Create missing levels; return the ones made, top first."""
+    missing: list[str] = []
+    level = directory
+    while not os.path.isdir(level):
+        missing.append(level)
+        level = os.path.dirname(level)
+    made = []
+    for level in reversed(missing):
+        try:
+            os.mkdir(level, 0o755)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise CgroupError(f"cannot create cgroup {level}: {exc.strerror}") from exc
+        made.append(level)
+    return made
+
+
+def _inherit_cpuset(directory: str) -> None:
+    # A new v1 cpuset cgroup starts with empty cpus/mems and refuses tasks until set.
+    parent = os.path.dirname(directory)
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        own = os.path.join(directory, name)
+        with open(own) as f:
+            if f.read().strip():
+                continue
+        with open(os.path.join(parent, name)) as f:
+            value = f.read().strip()
+        _write_file(own, value)
+
+
+def _mount_of(directory: str, layout: Layout | None) -> str:
+    if layout is not None:
+        for h in layout.hierarchies:
+            if h.key == UNIFIED:
+                return h.mountpoint
+    level = directory
+    while os.path.dirname(level) != level:
+        parent = os.path.dirname(level)
+        if not os.path.exists(os.path.join(parent, "cgroup.controllers")):
+            return level
+        level = parent
+    return level
+
+
+def _ensure_v2_controller(directory: str, controller: str, mount: str) -> bool:
+    """Enable ``controller`` in the subtree_control of every ancestor that lacks it."""
+    available = _read_words(os.path.join(directory, "cgroup.controllers"))
+    if controller in available:
+        return True
+    parent = os.path.dirname(directory)
+    if directory == mount or not directory.startswith(mount + "/"):
+        return False
+    if not _ensure_v2_controller(parent, controller, mount):
+        return False
+    return _enable_in(parent, controller, mount)
+
+
+def _enable_in(directory: str, controller: str, mount: str) -> bool:
+    control = os.path.join(directory, "cgroup.subtree_control")
+    try:
+        _write_file(control, f"+{controller}")
+        return True
+    except CgroupError as exc:
+        if _errno(exc) != errno.EBUSY or directory == mount:
+            return False
+    # cgroup v2's no-internal-processes rule: a cgroup that hands controllers to children
+    # may hold no processes itself. Only our own cgroup may be emptied into a leaf.
+    own = _own_v2_dir(mount)
+    if own != directory:
+        raise CgroupError(
+            f"cannot enable the {controller} controller in {directory}: it holds processes, "
+            "and cgroup v2 allows controllers only for cgroups without processes of their own"
+        )
+    move_into_leaf(directory)
+    _write_file(control, f"+{controller}")
+    return True
+
+
+def _own_v2_dir(mount: str) -> str | None:
+    with open("/proc/self/cgroup") as f:
+        own = parse_proc_cgroup(f.read()).get(UNIFIED)
+    if own is None:
+        return None
+    return os.path.normpath(mount + "/" + own.lstrip("/"))
+
+
+def move_into_leaf(directory: str, leaf: str = LEAF_NAME) -> str:
+    """Move every process of ``directory`` into ``directory/leaf`` (made if missing)."""
+    target = os.path.join(directory, leaf)
+    _makedirs(target)
+    for _ in range(100):  # processes may fork while we move them
+        procs = _read_words(os.path.join(directory, "cgroup.procs"))
+        if not procs:
+            return target
+        for pid in procs:
+            try:
+                _write_file(os.path.join(target, "cgroup.procs"), pid)
+            except CgroupError as exc:
+                if _errno(exc) != errno.ESRCH:
+                    raise
+    raise CgroupError(f"cannot empty {directory}: processes keep appearing in it")
+
+
+def _rmdir(directory: str, deadline: float) -> None:
+    while True:
+        try:
+            os.rmdir(directory)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() >= deadline:
+                raise CgroupError(f"cannot remove cgroup {directory}: {exc.strerror}") from exc
+            time.sleep(0.01)
+
+
+__all__ = [
+    "CGROUP_ROOT",
+    "LEAF_NAME",
+    "UNIFIED",
+    "CgroupError",
+    "CgroupLimitError",
+    "CgroupManager",
+    "Hierarchy",
+    "Layout",
+    "Write",
+    "blkio_weight_to_io_weight",
+    "cpu_shares_to_weight",
+    "detect_layout",
+    "manager_for",
+    "parse_mountinfo",
+    "parse_proc_cgroup",
+    "resource_writes",
+    "swap_to_v2",
+]
