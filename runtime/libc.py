@@ -78,6 +78,7 @@ _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctype
 _libc.mount.argtypes.append(ctypes.c_char_p)
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.syscall.restype = ctypes.c_long
+_libc.signal.restype = ctypes.c_void_p
 
 
 def _enc(value: str | None) -> bytes | None:
@@ -88,8 +89,14 @@ def _errno() -> int:
     return ctypes.get_errno()
 
 
-def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None,
-          shown_target: str | None = None) -> None:
+def mount(
+    source: str | None,
+    target: str,
+    fstype: str | None,
+    flags: int,
+    data: str | None,
+    shown_target: str | None = None,
+) -> None:
     """mount(2); ``shown_target`` names the path for the error when target is a /proc fd."""
     if _libc.mount(_enc(source), _enc(target), _enc(fstype), flags, _enc(data)) != 0:
         err = _errno()
@@ -132,7 +139,10 @@ def setdomainname(name: str) -> None:
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     result = int(
         _libc.prctl(
-            option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(arg4),
+            option,
+            ctypes.c_ulong(arg2),
+            ctypes.c_ulong(arg3),
+            ctypes.c_ulong(arg4),
             ctypes.c_ulong(arg5),
         )
     )
@@ -179,9 +189,17 @@ class _OpenHow(ctypes.Structure):
 
 def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
     how = _OpenHow(flags, 0, resolve)
-    fd = int(
-        _libc.syscall(SYS_OPENAT2, dirfd, _enc(path), ctypes.byref(how), ctypes.sizeof(how))
-    )
+    fd = int(_libc.syscall(SYS_OPENAT2, dirfd, _enc(path), ctypes.byref(how), ctypes.sizeof(how)))
     if fd < 0:
         raise SyscallError("openat2", path, _errno())
     return fd
+
+
+_SIGPIPE, _SIGXFSZ = 13, 25
+
+
+def reset_signals() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across
+    execve(2): give the container's program the default dispositions back."""
+    for signum in (_SIGPIPE, _SIGXFSZ):
+        _libc.signal(signum, ctypes.c_void_p(0))

@@ -1,0 +1,75 @@
+"""The setup channel between the runtime and its children: one text line per message.
+
+Two O_CLOEXEC pipes rather than a socketpair: importing ``socket`` costs more than the
+whole exchange. Lines are shorter than PIPE_BUF, so writes from the intermediate child
+and from the init never interleave. Messages: ``pid N``, ``userns``, ``hooks``, ``go
+<state json>``, ``ready``, ``error <json string>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from pycontainers.runtime.errors import OciRuntimeError
+
+
+class ChannelClosed(OciRuntimeError):
+    pass
+
+
+class Channel:
+    __slots__ = ("_buf", "_r", "_w", "state")
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self._r = read_fd
+        self._w = write_fd
+        self._buf = b""
+        self.state: dict[str, object] = {}
+
+    @classmethod
+    def pair(cls) -> tuple[Channel, Channel]:
+        """(parent end, child end)."""
+        down_r, down_w = os.pipe()
+        up_r, up_w = os.pipe()
+        return cls(up_r, down_w), cls(down_r, up_w)
+
+    def send(self, kind: str, payload: str = "") -> None:
+        os.write(self._w, f"{kind} {payload}\n".encode())
+
+    def send_error(self, message: str) -> None:
+        self.send("error", json.dumps(message))
+
+    def recv(self) -> tuple[str, str] | None:
+        while b"\n" not in self._buf:
+            chunk = os.read(self._r, 65536)
+            if not chunk:
+                return None
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        kind, _, payload = line.decode().partition(" ")
+        return kind, payload
+
+    def expect(self, kind: str) -> str:
+        msg = self.recv()
+        if msg is None:
+            raise ChannelClosed(f"setup channel closed while waiting for {kind!r}")
+        if msg[0] != kind:
+            raise ChannelClosed(f"setup channel: expected {kind!r}, got {msg[0]!r}")
+        if kind == "go" and msg[1]:
+            self.state = json.loads(msg[1])
+        return msg[1]
+
+    def close_read(self) -> None:
+        if self._r >= 0:
+            os.close(self._r)
+            self._r = -1
+
+    def close_write(self) -> None:
+        if self._w >= 0:
+            os.close(self._w)
+            self._w = -1
+
+    def close(self) -> None:
+        self.close_read()
+        self.close_write()

@@ -1,0 +1,509 @@
+"""The lifecycle verbs: create, start, kill, delete, and run (= create + start + wait).
+
+Each verb loads the state, checks the status predicate (``can_start`` ...), acts, and
+saves atomically. ``create`` forks twice like runc's nsexec: the intermediate child
+enters or creates the namespaces (a new PID namespace only applies to children, hence
+the second fork) and exits; the grandchild is the container's init (see ``init``).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+
+from pycontainers.runtime import config as configmod
+from pycontainers.runtime import libc, state
+from pycontainers.runtime.channel import Channel
+from pycontainers.runtime.errors import (
+    ConfigError,
+    ContainerExists,
+    IncorrectStatus,
+    OciRuntimeError,
+    StateError,
+    SyscallError,
+)
+from pycontainers.runtime.state import ContainerState, ContainerStatus
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pycontainers.runtime.cgroups import CgroupManager
+
+NAMESPACE_FLAGS = {
+    "pid": libc.CLONE_NEWPID,
+    "network": libc.CLONE_NEWNET,
+    "mount": libc.CLONE_NEWNS,
+    "ipc": libc.CLONE_NEWIPC,
+    "uts": libc.CLONE_NEWUTS,
+    "user": libc.CLONE_NEWUSER,
+    "cgroup": libc.CLONE_NEWCGROUP,
+    "time": libc.CLONE_NEWTIME,
+}
+# setns order: the user namespace first (it owns the others), mount last (after it the
+# other namespace paths may no longer be reachable).
+_JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+STOP_TIMEOUT = 10.0
+
+
+class CgroupSetupError(OciRuntimeError):
+    pass
+
+
+class CreateOptions:
+    __slots__ = ("console_socket", "no_pivot", "pid_file")
+
+    def __init__(
+        self, pid_file: str | None = None, console_socket: str | None = None, no_pivot: bool = False
+    ) -> None:
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.no_pivot = no_pivot
+
+
+def _cgroup_manager(cfg: configmod.Config, container_id: str) -> CgroupManager:
+    """The one call site of the cgroup part: create the container's cgroup, apply limits."""
+    from pycontainers.runtime import cgroups
+
+    try:
+        manager = cgroups.manager_for(cfg.cgroups_path, container_id, rootless=os.geteuid() != 0)
+        manager.create()
+        linux = cfg.raw.get("linux")
+        devices = linux.get("devices") if isinstance(linux, dict) else None
+        manager.apply(cfg.resources, devices if isinstance(devices, list) else ())
+    except cgroups.CgroupError as exc:
+        raise CgroupSetupError(f"cgroup: {exc}") from exc
+    return manager
+
+
+def _cgroup_from_state(st: ContainerState) -> CgroupManager | None:
+    paths = st.data.get("cgroup_paths")
+    if not isinstance(paths, dict) or not paths:
+        return None
+    from pycontainers.runtime import cgroups
+
+    return cgroups.CgroupManager.from_paths(paths, rootless=os.geteuid() != 0)
+
+
+def _write_id_maps(pid: int, cfg: configmod.Config) -> None:
+    """As root in the parent namespace, write the child's uid/gid maps (user_namespaces(7))."""
+    try:
+        for name, maps in (("uid_map", cfg.uid_mappings), ("gid_map", cfg.gid_mappings)):
+            if not maps:
+                continue
+            text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(text)
+    except OSError as exc:
+        raise SyscallError("write", f"/proc/{pid}/{name}", exc.errno or 0) from exc
+
+
+def _enter_namespaces(cfg: configmod.Config, ch: Channel) -> None:
+    """In the intermediate child: join namespaces given by path, then unshare new ones."""
+    joins = []
+    for kind in _JOIN_ORDER:
+        ns = cfg.namespace(kind)
+        if ns is not None and ns.path:
+            try:
+                joins.append((os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC), kind, ns.path))
+            except OSError as exc:
+                raise SyscallError(
+                    "open namespace", ns.path, exc.errno or 0, f"linux.namespaces {kind}"
+                ) from exc
+    for fd, kind, path in joins:
+        libc.setns(fd, NAMESPACE_FLAGS[kind], path)
+        os.close(fd)
+    new = [ns.type for ns in cfg.namespaces if not ns.path]
+    if "user" in new:
+        libc.unshare(libc.CLONE_NEWUSER)
+        ch.send("userns")
+        ch.expect("go")
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    flags = 0
+    for kind in new:
+        if kind != "user":
+            flags |= NAMESPACE_FLAGS[kind]
+    if flags:
+        libc.unshare(flags)
+
+
+def _child_main(
+    cfg: configmod.Config,
+    ch: Channel,
+    parent: Channel,
+    container_id: str,
+    fifo: str,
+    opts: CreateOptions,
+    manager: CgroupManager | None,
+) -> None:
+    """The intermediate child; exits, never returns."""
+    parent.close()
+    code = 1
+    try:
+        if manager is not None:
+            manager.add_pid(os.getpid())
+        console = None
+        if opts.console_socket:
+            from pycontainers.runtime.console import ConsoleSocket
+
+            console = ConsoleSocket.connect(opts.console_socket)
+        _enter_namespaces(cfg, ch)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                from pycontainers.runtime import init
+
+                init.run(cfg, ch, fifo, opts.no_pivot, console)
+            except BaseException as exc:
+                ch.send_error(_describe(exc))
+            finally:
+                os._exit(code)
+        ch.send("pid", str(pid))
+        code = 0
+    except BaseException as exc:
+        ch.send_error(_describe(exc))
+    finally:
+        os._exit(code)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OciRuntimeError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f" `{exc.filename}`" if exc.filename else ""
+        return f"{type(exc).__name__.lower()}{where}: {(exc.strerror or str(exc)).lower()}"
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        _wait_gone(pid, None, STOP_TIMEOUT)
+
+
+def _wait_gone(pid: int, start_time: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        now = state.process_start_time(pid)
+        if now is None or (start_time is not None and now != start_time):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+
+
+def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> ContainerState:
+    """Set up the container and leave its init waiting for `start`; prints nothing."""
+    cfg = configmod.load(bundle)
+    if cfg.process is None:
+        raise ConfigError(
+            os.path.join(cfg.bundle, "config.json"), "process", "is required to create a container"
+        )
+    if not state.valid_id(container_id):
+        raise StateError(f"invalid container id {container_id!r}: use letters, digits, _+-.")
+    if cfg.process.terminal and not opts.console_socket:
+        raise ConfigError(
+            os.path.join(cfg.bundle, "config.json"), "process.terminal", "needs --console-socket"
+        )
+    os.makedirs(root, 0o700, exist_ok=True)
+    st = ContainerState(root, container_id, {})
+    try:
+        os.mkdir(st.dir, 0o700)
+    except FileExistsError:
+        raise ContainerExists(container_id) from None
+    init_pid = 0
+    manager = None
+    try:
+        old_umask = os.umask(0)
+        try:
+            os.mkfifo(st.fifo, 0o622)
+        finally:
+            os.umask(old_umask)
+        manager = _cgroup_manager(cfg, container_id)
+        parent, child = Channel.pair()
+        st.data = {
+            "id": container_id,
+            "pid": 0,
+            "bundle": cfg.bundle,
+            "rootfs": cfg.root_path,
+            "created": state.timestamp(),
+            "owner": "",
+            "config": cfg.raw,
+            "cgroup_paths": manager.paths() if manager is not None else {},
+        }
+        middle = os.fork()
+        if middle == 0:
+            _child_main(cfg, child, parent, container_id, st.fifo, opts, manager)
+        child.close()
+        try:
+            init_pid = _setup_dialogue(parent, middle, cfg, st)
+        finally:
+            parent.close()
+            _reap(middle)
+        st.data["pid"] = init_pid
+        st.data["pid_start"] = state.process_start_time(init_pid)
+        st.save()
+        if opts.pid_file:
+            _write_pid_file(opts.pid_file, init_pid)
+    except BaseException:
+        if init_pid:
+            _kill_and_reap(init_pid)
+        _remove_state(st, manager)
+        raise
+    return st
+
+
+def _setup_dialogue(ch: Channel, middle: int, cfg: configmod.Config, st: ContainerState) -> int:
+    """Serve the children's requests until the init reports ``ready``; returns its pid."""
+    init_pid = 0
+    pending: list[str] = []
+    while True:
+        msg = ch.recv()
+        if msg is None:
+            raise OciRuntimeError("container init exited during setup without a message")
+        kind, payload = msg
+        if kind == "error":
+            if init_pid:
+                _kill_and_reap(init_pid)
+            raise OciRuntimeError(json.loads(payload))
+        if kind == "userns":
+            _write_id_maps(middle, cfg)
+            ch.send("go")
+        elif kind == "pid":
+            init_pid = int(payload)
+            st.data["pid"] = init_pid
+            st.data["pid_start"] = state.process_start_time(init_pid)
+        else:
+            pending.append(kind)
+        while init_pid and pending:
+            kind = pending.pop(0)
+            if kind == "hooks":
+                from pycontainers.runtime import hooks
+
+                doc = dict(st.oci_state(), status=ContainerStatus.CREATING.value, pid=init_pid)
+                hooks.run_hooks("prestart", cfg.hooks.get("prestart", []), doc)
+                hooks.run_hooks("createRuntime", cfg.hooks.get("createRuntime", []), doc)
+                ch.send("go", json.dumps(dict(doc, status=ContainerStatus.CREATED.value)))
+            elif kind == "ready":
+                return init_pid
+
+
+def _reap(pid: int) -> None:
+    try:  # noqa: SIM105 (contextlib costs import time)
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def _remove_state(st: ContainerState, manager: CgroupManager | None) -> None:
+    if manager is not None:
+        try:
+            manager.destroy()
+        except Exception as exc:
+            raise CgroupSetupError(f"cgroup: {exc}") from exc
+    for name in os.listdir(st.dir) if os.path.isdir(st.dir) else ():
+        os.unlink(os.path.join(st.dir, name))
+    try:  # noqa: SIM105 (contextlib costs import time)
+        os.rmdir(st.dir)
+    except FileNotFoundError:
+        pass
+
+
+def start(root: str, container_id: str) -> ContainerState:
+    """Release the init from exec.fifo; then poststart hooks and the systemd notification."""
+    st = state.load(root, container_id)
+    status = st.status()
+    if not status.can_start():
+        raise IncorrectStatus(container_id, status.value, "start")
+    try:
+        fd = os.open(st.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise IncorrectStatus(container_id, "running", "start") from None
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while True:
+            if poller.poll(100) and os.read(fd, 1):
+                break
+            if not st.init_alive():
+                raise OciRuntimeError(f"container {container_id!r}: init exited before start")
+    finally:
+        os.close(fd)
+    try:  # noqa: SIM105 (contextlib costs import time)
+        os.unlink(st.fifo)
+    except FileNotFoundError:
+        pass
+    poststart = _hooks_of(st, "poststart")
+    if poststart:
+        from pycontainers.runtime import hooks
+
+        try:
+            hooks.run_hooks("poststart", poststart, st.oci_state())
+        except OciRuntimeError as exc:
+            # runtime-spec: a failing poststart hook is logged, the container keeps running
+            warn(f"{exc}")
+    from pycontainers.runtime import notify
+
+    notify.notify_started(st.pid)
+    return st
+
+
+def warn(message: str) -> None:
+    os.write(2, f"pycontainers-runtime: warning: {message}\n".encode())
+
+
+def _hooks_of(st: ContainerState, kind: str) -> list[configmod.Hook]:
+    raw = st.config.get("hooks")
+    if not isinstance(raw, dict) or not raw.get(kind):
+        return []
+    return configmod.parse(
+        {"ociVersion": "", "root": {"path": "/"}, "hooks": {kind: raw[kind]}}, st.bundle
+    ).hooks.get(kind, [])
+
+
+def parse_signal(text: str) -> int:
+    """``9``, ``KILL``, ``SIGKILL`` or ``sigkill``, as runc accepts them."""
+    import signal
+
+    if text.isdigit():
+        return int(text)
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise OciRuntimeError(f"unknown signal {text!r}") from None
+
+
+def container_pids(st: ContainerState) -> list[int]:
+    """The container's processes: its cgroup, else everything in the init's PID namespace."""
+    manager = _cgroup_from_state(st)
+    if manager is not None and manager.exists():
+        return manager.pids()
+    if not st.init_alive():
+        return []
+    pids = [st.pid]
+    try:
+        ns = os.readlink(f"/proc/{st.pid}/ns/pid")
+        host = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return pids
+    if ns == host:
+        return pids
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != st.pid:
+            try:
+                if os.readlink(f"/proc/{entry}/ns/pid") == ns:
+                    pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+def kill(root: str, container_id: str, signum: int, all_processes: bool = False) -> None:
+    st = state.load(root, container_id)
+    status = st.status()
+    if not status.can_kill():
+        raise IncorrectStatus(container_id, status.value, "kill")
+    targets = container_pids(st) if all_processes else [st.pid]
+    for pid in targets:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            continue
+        except OSError as exc:
+            raise SyscallError("kill", str(pid), exc.errno or errno.EPERM) from exc
+
+
+def delete(root: str, container_id: str, force: bool = False) -> None:
+    """Stop what is left (created: always; running: with --force), then remove everything."""
+    st = state.load(root, container_id)
+    status = st.status()
+    if status is ContainerStatus.RUNNING and not force:
+        raise IncorrectStatus(container_id, status.value, "delete (use --force)")
+    if status in (ContainerStatus.CREATED, ContainerStatus.RUNNING):
+        for pid in container_pids(st):
+            try:  # noqa: SIM105 (contextlib costs import time)
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        try:  # noqa: SIM105 (contextlib costs import time)
+            os.waitpid(st.pid, 0)
+        except ChildProcessError:
+            pass
+        if not _wait_gone(st.pid, st.data.get("pid_start"), STOP_TIMEOUT):
+            raise OciRuntimeError(f"container {container_id!r}: init {st.pid} did not die")
+    manager = _cgroup_from_state(st)
+    poststop = _hooks_of(st, "poststop")
+    _remove_state(st, manager)
+    if poststop:
+        from pycontainers.runtime import hooks
+
+        doc = dict(st.oci_state(), status=ContainerStatus.STOPPED.value, pid=0)
+        try:
+            hooks.run_hooks("poststop", poststop, doc)
+        except OciRuntimeError as exc:
+            # runtime-spec: a failing poststop hook is logged, the delete still succeeds
+            warn(f"{exc}")
+
+
+def run(root: str, container_id: str, bundle: str, opts: CreateOptions, detach: bool) -> int:
+    """create + start; in the foreground, also wait (forwarding signals) and delete."""
+    if detach:
+        create(root, container_id, bundle, opts)
+        try:
+            start(root, container_id)
+        except BaseException:
+            delete(root, container_id, force=True)
+            raise
+        return 0
+    # As a subreaper we inherit the init when the intermediate child exits, so we can
+    # wait for it and return its status.
+    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+    st = create(root, container_id, bundle, opts)
+    try:
+        import signal
+
+        def forward(signum: int, _frame: object) -> None:
+            try:  # noqa: SIM105 (contextlib costs import time)
+                os.kill(st.pid, signum)
+            except ProcessLookupError:
+                pass
+
+        for sig in (
+            signal.SIGTERM,
+            signal.SIGINT,
+            signal.SIGHUP,
+            signal.SIGQUIT,
+            signal.SIGUSR1,
+            signal.SIGUSR2,
+            signal.SIGWINCH,
+        ):
+            signal.signal(sig, forward)
+        start(root, container_id)
+        while True:
+            pid, status = os.waitpid(-1, 0)
+            if pid == st.pid:
+                break
+        return (
+            os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+        )
+    finally:
+        delete(root, container_id, force=True)

@@ -1,0 +1,199 @@
+"""The container's init before execve: namespaces' contents, rootfs, credentials.
+
+Runs in the forked child that is PID 1 of the new PID namespace. It reports to the
+runtime over a pipe (one line per message, see ``channel``) and then blocks opening
+``exec.fifo`` for writing until ``start`` opens it for reading (runc's design), so the
+container is fully set up when ``create`` returns and starts with one cheap wake-up.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pycontainers.runtime import capabilities, channel, libc, rootfs
+from pycontainers.runtime.config import Config, Process
+from pycontainers.runtime.errors import ExecError, SyscallError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pycontainers.runtime.console import ConsoleSocket
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def find_executable(name: str, env: list[str]) -> str:
+    """exec.LookPath as runc does it, inside the container (after pivot_root)."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        path = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
+        candidates = [os.path.join(d or ".", name) for d in path.split(":")]
+    denied = False
+    for candidate in candidates:
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if (st.st_mode & 0o170000) == 0o100000:
+            if os.access(candidate, os.X_OK):
+                return candidate
+            denied = True
+    if denied:
+        raise ExecError(f'exec: "{name}": permission denied')
+    if "/" in name:
+        raise ExecError(f'exec: "{name}": stat {name}: no such file or directory')
+    raise ExecError(f'exec: "{name}": executable file not found in $PATH')
+
+
+def with_home(env: list[str], uid: int) -> list[str]:
+    """runc adds HOME from the container's /etc/passwd (else /) when the config has none."""
+    if any(e.startswith("HOME=") for e in env):
+        return env
+    home = "/"
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.split(":")
+                if len(fields) > 5 and fields[2] == str(uid):
+                    home = fields[5]
+                    break
+    except OSError:
+        pass
+    return [*env, f"HOME={home}"]
+
+
+def apply_rlimits(process: Process) -> None:
+    if not process.rlimits:
+        return
+    import resource
+
+    for rl in process.rlimits:
+        which = getattr(resource, rl.type, None)
+        if not isinstance(which, int):
+            raise SyscallError("setrlimit", rl.type, 0, "unknown rlimit type")
+        inf = resource.RLIM_INFINITY
+        soft = inf if rl.soft >= 2**64 - 1 else rl.soft
+        hard = inf if rl.hard >= 2**64 - 1 else rl.hard
+        try:
+            resource.setrlimit(which, (soft, hard))
+        except (OSError, ValueError) as exc:
+            raise SyscallError(
+                "setrlimit", rl.type, getattr(exc, "errno", 0) or 0, str(exc)
+            ) from exc
+
+
+def set_oom_score_adj(value: int) -> None:
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except OSError as exc:
+        raise SyscallError("write", "/proc/self/oom_score_adj", exc.errno or 0) from exc
+
+
+def prepare_process(cfg: Config, process: Process) -> tuple[str, list[str]]:
+    """cwd, rlimits, oom score, credentials; returns the resolved program and env."""
+    try:
+        os.makedirs(process.cwd, 0o755, exist_ok=True)
+        os.chdir(process.cwd)
+    except OSError as exc:
+        raise SyscallError("chdir", process.cwd, exc.errno or 0, "process.cwd") from exc
+    apply_rlimits(process)
+    if process.oom_score_adj is not None:
+        set_oom_score_adj(process.oom_score_adj)
+    env = with_home(process.env, process.user.uid)
+    program = find_executable(process.args[0], env)
+    masks = None
+    if process.capabilities is not None:
+        masks = capabilities.to_masks(process.capabilities)
+    capabilities.switch_credentials(process.user, masks)
+    if process.no_new_privileges:
+        libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
+    return program, env
+
+
+def load_seccomp(cfg: Config) -> None:
+    """The one call into the seccomp part: last step before execve (after no_new_privs)."""
+    if cfg.seccomp is None:
+        return
+    import importlib
+
+    try:
+        seccomp = importlib.import_module("pycontainers.runtime.seccomp")
+    except ImportError:
+        raise SyscallError("seccomp", "linux.seccomp", 0, "seccomp is not supported yet") from None
+    seccomp.load_filter(cfg.seccomp)
+
+
+def exec_process(cfg: Config, process: Process, program: str, env: list[str]) -> None:
+    umask = process.user.umask
+    os.umask(0o022 if umask is None else umask)
+    libc.reset_signals()
+    libc.close_range_cloexec(3)
+    load_seccomp(cfg)
+    try:
+        os.execve(program, process.args, dict(e.split("=", 1) for e in env if "=" in e))
+    except OSError as exc:
+        raise ExecError(f'exec: "{process.args[0]}": {exc.strerror or exc}'.lower()) from exc
+
+
+def preload(cfg: Config, process: Process) -> None:
+    """Import now what the steps after pivot_root need: the host's Python library is not
+    reachable from inside the new root."""
+    import importlib
+
+    if process.rlimits:
+        importlib.import_module("resource")
+    if cfg.hooks:
+        importlib.import_module("pycontainers.runtime.hooks")
+        importlib.import_module("subprocess")
+    if cfg.seccomp is not None:
+        try:  # noqa: SIM105 (contextlib costs import time)
+            importlib.import_module("pycontainers.runtime.seccomp")
+        except ImportError:
+            pass  # reported by load_seccomp, at the point where it is needed
+
+
+def run(
+    cfg: Config, ch: channel.Channel, fifo_path: str, no_pivot: bool, console: ConsoleSocket | None
+) -> None:
+    """Set up the container and exec its process; never returns (raises on failure)."""
+    process = cfg.process
+    assert process is not None
+    os.setsid()
+    preload(cfg, process)
+    if cfg.namespace("uts") is not None:
+        if cfg.hostname:
+            libc.sethostname(cfg.hostname)
+        if cfg.domainname:
+            libc.setdomainname(cfg.domainname)
+    os.umask(0)
+    fifo = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
+
+    def before_pivot() -> None:
+        if cfg.hooks:
+            # The runtime runs prestart/createRuntime hooks in its namespaces now, and
+            # answers with the state the container's own hooks get on stdin.
+            ch.send("hooks")
+            ch.expect("go")
+        if cfg.hooks.get("createContainer"):
+            from pycontainers.runtime import hooks
+
+            hooks.run_hooks("createContainer", cfg.hooks["createContainer"], ch.state)
+
+    rootfs.prepare(cfg, before_pivot=before_pivot, no_pivot=no_pivot)
+    rootfs.finish(cfg)
+    if console is not None:
+        console.attach(process)
+    program, env = prepare_process(cfg, process)
+    ch.send("ready")
+    ch.close()
+    # Blocks until `start` opens the fifo for reading (or the container is deleted).
+    wake = os.open(f"/proc/self/fd/{fifo}", os.O_WRONLY | os.O_CLOEXEC)
+    os.write(wake, b"0")
+    os.close(wake)
+    os.close(fifo)
+    if cfg.hooks.get("startContainer"):
+        from pycontainers.runtime import hooks
+
+        hooks.run_hooks("startContainer", cfg.hooks["startContainer"], ch.state)
+    exec_process(cfg, process, program, env)
