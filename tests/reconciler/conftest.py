@@ -1,0 +1,8 @@
+"""Make ``reconciler_testkit`` (plain helper functions) importable from these tests."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
