@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
+from pycontainers.distribution.reference import ImageRef
 from pycontainers.reconciler.errors import SpecError
-from pycontainers.reconciler.imagecheck import check_image_ref
 from pycontainers.reconciler.loader import LoadedDocument, load_file
 from pycontainers.reconciler.snapshot import Snapshot
 from pycontainers.reconciler.spec import ContainerDocument
@@ -84,13 +84,14 @@ class DesiredState:
 
 def container_from(loaded: LoadedDocument) -> DesiredContainer:
     normalised = normalise(loaded.document)
+    pinned = ImageRef.parse(loaded.document.spec.image).digest
     return DesiredContainer(
         name=loaded.document.metadata.name,
         document=loaded.document,
         normalised=normalised,
         spec_hash=spec_hash(normalised),
         source_file=loaded.file,
-        image_digest=check_image_ref(loaded.document.spec.image).digest,
+        image_digest=str(pinned) if pinned is not None else None,
     )
 
 

@@ -25,7 +25,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from pycontainers.reconciler.imagecheck import ImageRefSyntaxError, check_image_ref
+from pycontainers.distribution.errors import ReferenceError as ImageReferenceError
+from pycontainers.distribution.reference import ImageRef
 from pycontainers.reconciler.quantities import (
     parse_capability,
     parse_cpus,
@@ -85,8 +86,8 @@ def _absolute_path(value: str) -> str:
 
 def _image(value: str) -> str:
     try:
-        check_image_ref(value)
-    except ImageRefSyntaxError as exc:
+        ImageRef.parse(value)
+    except ImageReferenceError as exc:
         raise ValueError(str(exc)) from exc
     return value
 

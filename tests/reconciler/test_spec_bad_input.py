@@ -109,12 +109,13 @@ def test_invalid_name(name: str) -> None:
     ("image", "expected"),
     [
         ("Busybox:latest", "repository name must be lower case"),
-        ("busybox:", "invalid image reference"),
-        ("busybox@sha256:abc", "invalid image reference"),
-        ("busybox@sha256:" + "A" * 64, "sha256 digest must be 64 lower-case hex"),
-        ("busybox@md5:" + "a" * 32, "unsupported digest algorithm 'md5'"),
-        ("registry:5000/bad image", "invalid image reference"),
-        ("", "image reference is empty"),
+        ("busybox:", "bad tag ''"),
+        ("busybox@sha256:abc", "sha256 wants 64 lower-case hex characters"),
+        ("busybox@sha256:" + "A" * 64, "sha256 wants 64 lower-case hex characters"),
+        ("busybox@md5:" + "a" * 32, "unsupported algorithm 'md5'"),
+        ("registry:5000/bad image", "contains white space"),
+        ("https://registry/app:1", "a transport prefix is not allowed here"),
+        ("", "invalid reference '': empty"),
     ],
 )
 def test_invalid_image_reference(image: str, expected: str) -> None:
