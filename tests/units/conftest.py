@@ -1,0 +1,89 @@
+"""Fixtures for the units tests: a bus target into the systemd sandbox, bundles, clean-up.
+
+Until the built-in runtime can run a bundle, ``stand_in_runtime.py`` plays its part in the
+unit: same command line, same MAINPID/READY hand-off, no namespaces (see its docstring).
+The busybox end-to-end tests use the real ``pycontainers-runtime``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from harness.sandbox import Sandbox
+from pycontainers.units.bus import BusTarget
+from pycontainers.units.model import RestartPolicy, RuntimeCommand, UnitSpec
+
+HERE = Path(__file__).resolve().parent
+STAND_IN = str(HERE / "stand_in_runtime.py")
+DIGEST = "sha256:" + "ab" * 32
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@pytest.fixture
+def system_bus(systemd: Sandbox) -> BusTarget:
+    return BusTarget("system", systemd.bus_address, "the test sandbox's bus")
+
+
+def _stop_all(systemd: Sandbox, user: bool) -> None:
+    systemd.systemctl("stop", "pycontainers-*.service", user=user)
+    systemd.systemctl("reset-failed", "pycontainers-*.service", user=user)
+
+
+@pytest.fixture
+def clean_units(systemd: Sandbox) -> Iterator[None]:
+    """Every test leaves no pycontainers unit behind, in the system or the user manager."""
+    yield
+    _stop_all(systemd, user=False)
+    _stop_all(systemd, user=True)
+
+
+@pytest.fixture
+def name() -> str:
+    """A container name unique to the test (units of one session share one manager)."""
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def make_bundle(sandbox_workdir: Path) -> Callable[..., str]:
+    """A bundle dir visible inside the guest whose config.json runs ``args``."""
+
+    def make(*args: str) -> str:
+        bundle = sandbox_workdir / f"bundle-{uuid.uuid4().hex[:8]}"
+        bundle.mkdir()
+        (bundle / "config.json").write_text(json.dumps({"process": {"args": list(args)}}))
+        os.chmod(bundle, 0o755)
+        return str(bundle)
+
+    return make
+
+
+@pytest.fixture
+def make_spec(make_bundle: Callable[..., str]) -> Callable[..., UnitSpec]:
+    """A UnitSpec for the stand-in runtime running ``args`` (default: a long sleep)."""
+
+    def make(container: str, *args: str, **overrides: Any) -> UnitSpec:
+        spec = UnitSpec(
+            container=container,
+            bundle=make_bundle(*(args or ("/bin/sh", "-c", "echo started; exec sleep 600"))),
+            spec_hash="h-" + container,
+            image_digest=DIGEST,
+            runtime=RuntimeCommand(path=STAND_IN),
+            restart=RestartPolicy("no"),
+            stop_timeout_sec=5,
+        )
+        return replace(spec, **overrides)
+
+    return make
