@@ -25,15 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import signal
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Final
-
-log = logging.getLogger(__name__)
+from typing import Any, Final, NamedTuple
 
 UNIFIED: Final = "unified"
 """Key of the cgroup2 hierarchy in ``paths()``."""
@@ -67,15 +63,16 @@ class CgroupLimitError(CgroupError):
 def _warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
-        log.warning("%s", message)
+        import logging  # only when there is something to say: this runs in every start
+
+        logging.getLogger(__name__).warning("%s", message)
 
 
 # ---------------------------------------------------------------------------------------
 # Layout detection (pure parsers + one reader)
 
 
-@dataclass(frozen=True)
-class Hierarchy:
+class Hierarchy(NamedTuple):
     """One mounted cgroup hierarchy and where the caller sits in it."""
 
     key: str
@@ -97,8 +94,7 @@ class Hierarchy:
         return os.path.normpath(self.mountpoint + "/" + rel.lstrip("/"))
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     hierarchies: tuple[Hierarchy, ...]
 
     @property
@@ -222,8 +218,7 @@ def _read_words(path: str) -> list[str]:
 # linux.resources -> cgroup file writes (pure)
 
 
-@dataclass(frozen=True)
-class Write:
+class Write(NamedTuple):
     """One value for one cgroup file, owned by one controller."""
 
     controller: str
