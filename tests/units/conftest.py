@@ -7,14 +7,13 @@ The busybox end-to-end tests use the real ``pycontainers-runtime``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -25,11 +24,6 @@ from pycontainers.units.model import RestartPolicy, RuntimeCommand, UnitSpec
 HERE = Path(__file__).resolve().parent
 STAND_IN = str(HERE / "stand_in_runtime.py")
 DIGEST = "sha256:" + "ab" * 32
-T = TypeVar("T")
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
 
 
 @pytest.fixture
