@@ -497,11 +497,17 @@ def manager_for(cgroups_path: str | None, container_id: str, *, rootless: bool) 
     if ".." in path.split("/"):
         raise CgroupError(f"linux.cgroupsPath {cgroups_path!r}: '..' is not allowed")
     layout = detect_layout()
-    managing = next(
-        (h for key in (SYSTEMD_NAMED, UNIFIED) for h in layout.hierarchies if h.key == key),
+    # systemd marks a delegated unit on the hierarchy it manages: unified on v2 and hybrid
+    # hosts (systemd 252 sets nothing on name=systemd), name=systemd on legacy ones
+    delegated = next(
+        (
+            root
+            for key in (UNIFIED, SYSTEMD_NAMED)
+            for h in layout.hierarchies
+            if h.key == key and (root := delegated_root(h)) is not None
+        ),
         None,
     )
-    delegated = delegated_root(managing) if managing is not None else None
     dirs: dict[str, str] = {}
     skipped: dict[str, str] = {}
     for h in layout.hierarchies:
