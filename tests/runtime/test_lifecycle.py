@@ -1,0 +1,200 @@
+"""create -> start -> kill -> delete, state, run, list: the runtime-spec lifecycle."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.util import eventually
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .conftest import BundleFactory, Runtime
+
+pytestmark = pytest.mark.root
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def test_create_leaves_init_waiting_then_start_runs_it(
+    ours: Runtime, make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    bundle = make_bundle(["sh", "-c", "echo started; sleep 30"])
+    pid_file = tmp_path / "pid"
+    cid, done = ours.create(bundle, None, "--pid-file", str(pid_file))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""  # create prints nothing; the container has not run yet
+    state = ours.state(cid)
+    assert state["status"] == "created"
+    assert state["pid"] == int(pid_file.read_text())
+    assert _alive(state["pid"])
+    assert state["bundle"] == str(bundle)
+    assert ours.output(cid) == ""
+
+    assert ours("start", cid).returncode == 0
+    eventually(lambda: ours.output(cid) == "started\n", what="container output")
+    assert ours.state(cid)["status"] == "running"
+
+    again = ours("start", cid)
+    assert again.returncode != 0
+    assert "running" in again.stderr
+
+    busy = ours("delete", cid)
+    assert busy.returncode != 0 and "--force" in busy.stderr
+
+    # TERM has no handler in the PID namespace's init: the kernel drops it (pid_namespaces(7))
+    assert ours("kill", cid, "TERM").returncode == 0
+    assert ours("kill", cid, "KILL").returncode == 0
+    eventually(lambda: ours.state(cid)["status"] == "stopped", what="stopped")
+    assert ours.state(cid)["pid"] == 0
+    assert ours("delete", cid).returncode == 0
+    gone = ours("state", cid)
+    assert gone.returncode != 0
+    assert "does not exist" in gone.stderr
+
+
+def test_state_of_unknown_container_is_a_clear_error(ours: Runtime) -> None:
+    done = ours("state", "nope")
+    assert done.returncode == 1
+    assert "container 'nope' does not exist" in done.stderr
+
+
+def test_run_returns_the_exit_status(ours: Runtime, make_bundle: BundleFactory) -> None:
+    done = ours.run(make_bundle(["sh", "-c", "echo out; echo err >&2; exit 3"]))
+    assert done.returncode == 3
+    assert done.stdout == "out\n"
+    assert done.stderr == "err\n"
+
+
+def _foreground(ours: Runtime, bundle: Path, cid: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*ours.argv, "--root", str(ours.root), "run", "--bundle", str(bundle), cid],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+
+
+def test_foreground_run_forwards_signals_to_the_container(
+    ours: Runtime, make_bundle: BundleFactory
+) -> None:
+    bundle = make_bundle(["sh", "-c", "trap 'exit 7' TERM; while :; do sleep 0.05; done"])
+    cid = ours.new_id()
+    proc = _foreground(ours, bundle, cid)
+    try:
+        eventually(lambda: "sleep" in _children_cmdlines(ours.state(cid)["pid"]), what="trap")
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 7
+
+
+def test_run_reports_death_by_signal_as_128_plus_signal(
+    ours: Runtime, make_bundle: BundleFactory
+) -> None:
+    cid = ours.new_id()
+    proc = _foreground(ours, make_bundle(["sleep", "60"]), cid)
+    try:
+        eventually(lambda: ours.state(cid)["status"] == "running", what="running")
+        assert ours("kill", cid, "KILL").returncode == 0
+        proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 128 + signal.SIGKILL
+
+
+def test_run_removes_the_container_afterwards(ours: Runtime, make_bundle: BundleFactory) -> None:
+    cid = ours.new_id()
+    assert ours.run(make_bundle(["true"]), cid).returncode == 0
+    assert ours("state", cid).returncode != 0
+
+
+def test_kill_accepts_runc_signal_spellings(ours: Runtime, make_bundle: BundleFactory) -> None:
+    bundle = make_bundle(["sh", "-c", "trap 'echo got-usr1' USR1; while :; do sleep 0.05; done"])
+    cid, _ = ours.create(bundle)
+    assert ours("start", cid).returncode == 0
+    eventually(lambda: "sleep" in _children_cmdlines(ours.state(cid)["pid"]), what="trap set")
+    assert ours("kill", cid, "SIGUSR1").returncode == 0
+    eventually(lambda: "got-usr1" in ours.output(cid), what="USR1 handled")
+    assert ours("kill", cid, "9").returncode == 0
+    eventually(lambda: ours.state(cid)["status"] == "stopped", what="stopped")
+    bad = ours("kill", cid, "KILL")
+    assert bad.returncode != 0 and "stopped" in bad.stderr
+    assert ours("delete", cid).returncode == 0
+
+
+def _children_cmdlines(pid: int) -> str:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                if ppid == pid:
+                    with open(f"/proc/{entry}/cmdline", "rb") as f:
+                        out.append(f.read().replace(b"\0", b" ").decode())
+            except (OSError, ValueError):
+                continue
+    return " ".join(out)
+
+
+def test_delete_of_created_container_kills_its_init(
+    ours: Runtime, make_bundle: BundleFactory
+) -> None:
+    cid, _ = ours.create(make_bundle(["true"]))
+    pid = ours.state(cid)["pid"]
+    assert ours("delete", cid).returncode == 0
+    eventually(lambda: not _alive(pid), what="init killed")
+
+
+def test_delete_force_stops_a_running_container(ours: Runtime, make_bundle: BundleFactory) -> None:
+    cid, _ = ours.create(make_bundle(["sleep", "60"]))
+    ours("start", cid, check=True)
+    pid = ours.state(cid)["pid"]
+    assert ours("delete", "--force", cid).returncode == 0
+    assert not _alive(pid)
+    assert ours("state", cid).returncode != 0
+
+
+def test_list_shows_containers_as_json_and_table(ours: Runtime, make_bundle: BundleFactory) -> None:
+    cid, _ = ours.create(make_bundle(["true"]))
+    listed = json.loads(ours("list", "--format", "json", check=True).stdout)
+    assert [(c["id"], c["status"]) for c in listed] == [(cid, "created")]
+    table = ours("list", check=True).stdout.splitlines()
+    assert table[0].split()[:3] == ["ID", "PID", "STATUS"]
+    assert table[1].split()[:3] == [cid, str(listed[0]["pid"]), "created"]
+
+
+def test_ps_lists_the_container_processes(ours: Runtime, make_bundle: BundleFactory) -> None:
+    cid, _ = ours.create(make_bundle(["sh", "-c", "sleep 60 & wait"]))
+    ours("start", cid, check=True)
+    init = ours.state(cid)["pid"]
+    pids = eventually(
+        lambda: (p := json.loads(ours("ps", "--format", "json", cid).stdout)) and len(p) == 2 and p,
+        what="two processes",
+    )
+    assert init in pids
+
+
+def test_run_detach_returns_while_the_container_runs(
+    ours: Runtime, make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    cid = ours.new_id()
+    out = tmp_path / "detached.out"
+    with out.open("w") as f:
+        done = ours("run", "--detach", "--bundle", str(make_bundle(["sleep", "60"])), cid,
+                    stdout=f, capture_output=False, stderr=f)  # fmt: skip
+    assert done.returncode == 0, out.read_text()
+    assert ours.state(cid)["status"] == "running"
