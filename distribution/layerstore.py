@@ -1,0 +1,267 @@
+"""Unpacked layers, one directory per diff_id, shared by every image; and flattened unpack.
+
+Layout (``layers_dir`` defaults to ``<storage root>/../layers``, so
+``/var/lib/pycontainers/storage`` keeps its layers in ``/var/lib/pycontainers/layers``)::
+
+    LAYERS/<diff_id hex>/        the layer in overlayfs format (a lowerdir as it stands)
+    LAYERS/.tmp-<hex>-<random>/  an unpack in progress (flock held on the directory)
+
+A layer directory appears only by ``rename(2)`` of a finished temp directory whose
+uncompressed stream matched the config's diff_id, after ``syncfs``; so a directory named
+by a diff_id is always complete, and a crash leaves only a ``.tmp-`` directory that
+``remove_stale()`` deletes once nobody holds its lock. Two processes unpacking the same
+layer race harmlessly: the first rename wins and the loser discards its copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from pycontainers.distribution.digest import Digest
+from pycontainers.distribution.errors import ManifestError
+from pycontainers.distribution.layer_errors import DiffIDMismatch, LayerError
+from pycontainers.distribution.layerstream import LayerStream, compression_of
+from pycontainers.distribution.manifest import (
+    ImageConfig,
+    ImageIndex,
+    ImageManifest,
+    Platform,
+    parse_config,
+)
+from pycontainers.distribution.store import ContentStore
+from pycontainers.distribution.unpack import (
+    DEFAULT_LIMITS,
+    ApplyOptions,
+    ApplyStats,
+    Mode,
+    UnpackLimits,
+    apply_layer,
+)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def default_layers_dir(storage_root: Path | str) -> Path:
+    """``<storage root>/../layers``: beside the content store, as ARCHITECTURE.md lays out."""
+    return Path(storage_root).absolute().parent / "layers"
+
+
+@dataclass(frozen=True)
+class Image:
+    """A resolved image: its manifest and config, with one diff_id per layer."""
+
+    name: str
+    manifest: ImageManifest
+    config: ImageConfig
+
+
+def resolve_image(store: ContentStore, name: str, platform: Platform | None = None) -> Image:
+    """Find ``name`` in the store (choosing a platform from an index) and read its config."""
+    manifest = store.read_manifest(store.resolve(name), what=f"image {name}")
+    if isinstance(manifest, ImageIndex):
+        chosen = manifest.select(platform, what=f"image {name}")
+        manifest = store.read_manifest(chosen, what=f"image {name}")
+        if not isinstance(manifest, ImageManifest):
+            raise ManifestError(f"image {name}: index entry {chosen.digest} is not a manifest")
+    raw = store.read_blob(manifest.config.digest)
+    manifest.config.digest.verify_bytes(raw, what=f"image {name}: config")
+    config = parse_config(raw, what=f"image {name}: config")
+    if len(config.diff_ids) != len(manifest.layers):
+        raise ManifestError(
+            f"image {name}: config lists {len(config.diff_ids)} diff_ids "
+            f"for {len(manifest.layers)} layers"
+        )
+    return Image(name, manifest, config)
+
+
+def _syncfs(fd: int) -> None:
+    if _libc.syncfs(fd) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+@contextlib.contextmanager
+def staged_dir(final: Path) -> Iterator[tuple[Path, int]]:
+    """A locked temp directory beside ``final``, renamed to ``final`` if the body succeeds.
+
+    ``final`` may exist as an empty directory (rename(2) replaces it); anything else
+    there is left alone and ``FileExistsError`` is raised after the temp dir is removed.
+    """
+    tmp = final.parent / f".tmp-{final.name}-{secrets.token_hex(4)}"
+    os.mkdir(tmp, 0o700)
+    fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        # A layer without a "./" entry leaves the root as a plain 0755 directory.
+        os.fchmod(fd, 0o755)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield tmp, fd
+        _syncfs(fd)
+        try:
+            os.rename(tmp, final)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                raise FileExistsError(exc.errno, exc.strerror, str(final)) from exc
+            raise
+    finally:
+        os.close(fd)
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def unpack_stream(
+    root_fd: int,
+    src: IO[bytes],
+    media_type: str,
+    diff_id: Digest,
+    options: ApplyOptions,
+    *,
+    limits: UnpackLimits = DEFAULT_LIMITS,
+    what: str = "layer",
+) -> ApplyStats:
+    """Decompress, hash and apply one layer blob in a single pass; check its diff_id."""
+    with LayerStream(src, compression_of(media_type), what=what, max_bytes=limits.max_bytes) as s:
+        stats = apply_layer(root_fd, s.chunks(), options, limits=limits, what=what)
+        got = s.diff_id()
+    if got != diff_id:
+        raise DiffIDMismatch(
+            f"{what}: diff_id mismatch: the config says {diff_id}, the uncompressed "
+            f"layer hashes to {got}"
+        )
+    return stats
+
+
+class LayerStore:
+    """The directory of unpacked layers (overlayfs lower dirs), keyed by diff_id."""
+
+    def __init__(
+        self,
+        layers_dir: Path | str,
+        *,
+        limits: UnpackLimits = DEFAULT_LIMITS,
+        opaque_xattr: str = "trusted.overlay.opaque",
+    ) -> None:
+        self.dir = Path(layers_dir)
+        self.limits = limits
+        self.options = ApplyOptions(mode=Mode.OVERLAY, opaque_xattr=opaque_xattr)
+
+    def path(self, diff_id: Digest) -> Path:
+        return self.dir / diff_id.hex
+
+    def has(self, diff_id: Digest) -> bool:
+        return self.path(diff_id).is_dir()
+
+    def ensure(self, src: IO[bytes], media_type: str, diff_id: Digest, *, what: str = "") -> Path:
+        """The layer's directory, unpacking ``src`` first if it is not there yet."""
+        final = self.path(diff_id)
+        if final.is_dir():
+            return final
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with staged_dir(final) as (_, fd):
+                unpack_stream(
+                    fd,
+                    src,
+                    media_type,
+                    diff_id,
+                    self.options,
+                    limits=self.limits,
+                    what=what or f"layer {diff_id}",
+                )
+        except FileExistsError:
+            if not final.is_dir():
+                raise
+        return final
+
+    def ensure_image(self, store: ContentStore, image: Image) -> list[Path]:
+        """Every layer of ``image`` unpacked; the list runs from the bottom layer up."""
+        out = []
+        for desc, diff_id in zip(image.manifest.layers, image.config.diff_ids, strict=True):
+            if not self.has(diff_id):
+                with store.open_blob(desc.digest) as blob:
+                    self.ensure(
+                        blob,
+                        desc.media_type,
+                        diff_id,
+                        what=f"image {image.name}: layer {desc.digest}",
+                    )
+            out.append(self.path(diff_id))
+        return out
+
+    def remove_stale(self) -> int:
+        """Delete temp dirs of unpacks that died (their lock is free); returns how many."""
+        removed = 0
+        if not self.dir.is_dir():
+            return 0
+        for entry in self.dir.iterdir():
+            if not entry.name.startswith(".tmp-"):
+                continue
+            try:
+                fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                shutil.rmtree(entry)
+                removed += 1
+            finally:
+                os.close(fd)
+        return removed
+
+
+def lowerdir_option(layer_dirs: list[Path]) -> str:
+    """overlayfs ``lowerdir=`` wants the top layer first; ``layer_dirs`` is bottom-up."""
+    return ":".join(str(p) for p in reversed(layer_dirs))
+
+
+def unpack_flat(
+    store: ContentStore,
+    image: Image,
+    dest: Path,
+    *,
+    limits: UnpackLimits = DEFAULT_LIMITS,
+    options: ApplyOptions | None = None,
+) -> ApplyStats:
+    """All layers of ``image`` applied in order into ``dest`` (a plain rootfs).
+
+    ``dest`` must not exist or be an empty directory; it appears complete or not at all.
+    """
+    opts = options or ApplyOptions(mode=Mode.FLATTEN)
+    if opts.mode is not Mode.FLATTEN:
+        raise ValueError("unpack_flat needs Mode.FLATTEN")
+    dest = Path(dest).absolute()
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise LayerError(f"unpack {image.name}: {dest} exists and is not an empty directory")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    total = ApplyStats()
+    try:
+        with staged_dir(dest) as (_, fd):
+            for desc, diff_id in zip(image.manifest.layers, image.config.diff_ids, strict=True):
+                with store.open_blob(desc.digest) as blob:
+                    stats = unpack_stream(
+                        fd,
+                        blob,
+                        desc.media_type,
+                        diff_id,
+                        opts,
+                        limits=limits,
+                        what=f"image {image.name}: layer {desc.digest}",
+                    )
+                for name in ("entries", "files", "bytes", "whiteouts", "skipped_devices"):
+                    setattr(total, name, getattr(total, name) + getattr(stats, name))
+    except FileExistsError as exc:
+        raise LayerError(f"unpack {image.name}: {dest} appeared while unpacking") from exc
+    return total
