@@ -34,6 +34,7 @@ from typing import Any, Final, NamedTuple
 UNIFIED: Final = "unified"
 """Key of the cgroup2 hierarchy in ``paths()``."""
 SYSTEMD_NAMED: Final = "name=systemd"
+MEMSW_FILE: Final = "memory.memsw.limit_in_bytes"
 LEAF_NAME: Final = "supervisor"
 """Leaf a delegated caller moves into before controllers are enabled in its own cgroup."""
 
@@ -708,28 +709,31 @@ class CgroupManager:
         self._write_all([(where[0], w) for w in device_rule_writes(devices)])
 
     def _write_all(self, plans: list[tuple[str, Write]]) -> None:
-        i = 0
-        while i < len(plans):
-            directory, w = plans[i]
-            nxt = plans[i + 1] if i + 1 < len(plans) else None
-            if (
-                w.file == "memory.limit_in_bytes"
-                and nxt is not None
-                and nxt[1].file == "memory.memsw.limit_in_bytes"
-            ):
+        memsw = next((p for p in plans if p[1].file == MEMSW_FILE), None)
+        limit = next((p for p in plans if p[1].file == "memory.limit_in_bytes"), None)
+        if memsw is not None and not os.path.exists(os.path.join(memsw[0], MEMSW_FILE)):
+            plans = [p for p in plans if p is not memsw]
+            if memsw[1].value not in ("-1", limit[1].value if limit else ""):
+                raise CgroupLimitError(
+                    "linux.resources.memory.swap: this kernel does not account swap "
+                    f"({MEMSW_FILE} is missing; boot with swapaccount=1)"
+                )
+            memsw = None
+        for directory, w in plans:
+            if memsw is not None and w is memsw[1] and limit is not None:
+                continue  # written with the limit
+            if memsw is not None and w.file == "memory.limit_in_bytes":
                 # memsw must stay >= the limit at every step: on EINVAL write it first
                 try:
                     _write(directory, w)
-                    _write(directory, nxt[1])
+                    _write(*memsw)
                 except CgroupError as exc:
                     if _errno(exc) != errno.EINVAL:
                         raise
-                    _write(directory, nxt[1])
+                    _write(*memsw)
                     _write(directory, w)
-                i += 2
                 continue
             _write(directory, w)
-            i += 1
 
     def add_pid(self, pid: int) -> None:
         """Move a process (all its threads) into every hierarchy of the container."""

@@ -373,3 +373,94 @@ def test_rootless_limits_without_a_controller_are_a_warning_not_an_error() -> No
         CgroupManager({}, rootless=False, skipped={"pids": "not writable"}).apply(
             {"pids": {"limit": 10}}
         )
+
+
+def test_memory_and_swap_limits_can_be_raised_and_lowered(container: CgroupManager) -> None:
+    """v1 refuses memsw below the limit at every step; the write order must follow."""
+    memory = container.paths()["memory"]
+    for limit, swap in ((64 << 20, 128 << 20), (256 << 20, 512 << 20), (32 << 20, 32 << 20)):
+        container.apply({"memory": {"limit": limit, "swap": swap}})
+        assert read(memory, "memory.limit_in_bytes") == str(limit)
+        if os.path.exists(os.path.join(memory, "memory.memsw.limit_in_bytes")):
+            assert read(memory, "memory.memsw.limit_in_bytes") == str(swap)
+
+
+PURE_V2_VIEW = r"""
+set -e
+# the host's cgroup2 hierarchy alone at /sys/fs/cgroup, as on a pure v2 host; same superblock
+# options as the host mount so that nothing changes for the host
+mount -t cgroup2 -o "$PYC_V2_OPTIONS" cgroup2 /sys/fs/cgroup
+exec "$@"
+"""
+
+PURE_V2_SCENARIO = r"""
+import json, os, signal, sys
+from pycontainers.runtime.cgroups import CgroupLimitError, detect_layout, manager_for
+out = {"mode": detect_layout().mode}
+m = manager_for(sys.argv[1], sys.argv[1], rootless=False)
+out["paths"] = m.paths()
+m.create()
+try:
+    m.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 2 << 21}]})
+    out["hugetlb"] = open(os.path.join(m.paths()["unified"], "hugetlb.2MB.max")).read().strip()
+    try:
+        m.apply({"pids": {"limit": 5}})
+    except CgroupLimitError as exc:
+        out["pids_error"] = str(exc)
+    pid = os.fork()
+    if pid == 0:
+        m.add_pid(os.getpid())
+        signal.pause()
+        os._exit(0)
+    while pid not in m.pids():
+        os.sched_yield()
+    out["frozen"] = m.freeze()
+    out["events"] = open(os.path.join(m.paths()["unified"], "cgroup.events")).read().split()
+    m.thaw()
+    out["oom"] = m.oom_kill_count()
+    m.kill_all(signal.SIGKILL)
+    out["status"] = os.waitpid(pid, 0)[1]
+finally:
+    m.destroy()
+out["left"] = os.path.exists(m.paths()["unified"])
+print(json.dumps(out))
+"""
+
+
+def test_pure_v2_code_paths_on_the_real_cgroup2_hierarchy() -> None:
+    """A private mount namespace shows only cgroup2 at /sys/fs/cgroup (hugetlb is its one
+    controller here); everything else cgroup2 offers is exercised: leaf dirs, subtree_control,
+    cgroup.freeze, cgroup.kill, and a clear error for limits of controllers it lacks."""
+    if "hugetlb" not in read(UNIFIED_MOUNT, "cgroup.controllers").split():
+        pytest.skip("the cgroup2 mount has no hugetlb controller")
+    layout = {h.key: h for h in cgroups.detect_layout().hierarchies}
+    with open("/proc/self/mountinfo") as f:
+        line = next(x for x in f if f" {UNIFIED_MOUNT} " in x)
+    options = ",".join(o for o in line.split(" - ")[1].split()[2].split(",") if o != "rw")
+    assert UNIFIED in layout
+    enabled_before = read(UNIFIED_MOUNT, "cgroup.subtree_control").split()
+    name = f"pyc-test-{uuid.uuid4().hex[:8]}"
+    try:
+        proc = subprocess.run(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", PURE_V2_VIEW, "sh",
+             sys.executable, "-c", PURE_V2_SCENARIO, name],
+            capture_output=True, text=True, timeout=60, check=False,
+            env={**os.environ, "PYC_V2_OPTIONS": options or "rw"},
+        )  # fmt: skip
+    finally:
+        if os.path.isdir(os.path.join(UNIFIED_MOUNT, name)):
+            os.rmdir(os.path.join(UNIFIED_MOUNT, name))
+        if "hugetlb" not in enabled_before:
+            with open(os.path.join(UNIFIED_MOUNT, "cgroup.subtree_control"), "w") as f:
+                f.write("-hugetlb")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["mode"] == "unified"
+    assert out["paths"] == {UNIFIED: f"/sys/fs/cgroup/{name}"}
+    assert out["hugetlb"] == str(2 << 21)
+    assert "needs cgroup controllers pids" in out["pids_error"]
+    assert out["frozen"] is True
+    assert out["events"][out["events"].index("frozen") + 1] == "1"
+    assert out["oom"] == 0
+    assert out["status"] == signal.SIGKILL
+    assert out["left"] is False
