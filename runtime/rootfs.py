@@ -216,8 +216,7 @@ def _mount_cgroup(rootfd: int, m: Mount, opts: mountopts.MountOptions) -> None:
         with _Resolved(rootfd, dest, "dir") as r:
             libc.mount(mountpoint + sub, r.target, None, libc.MS_BIND | libc.MS_REC, None, dest)
         _remount_bind(rootfd, dest, flags | libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
-    if flags & libc.MS_RDONLY:
-        _remount_bind(rootfd, m.destination, flags)
+    # runc leaves the tmpfs itself writable (only the hierarchies are read-only); so do we.
 
 
 def _hierarchy_key(super_opts: str, own: dict[str, str]) -> str | None:
