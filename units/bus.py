@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pycontainers.units.errors import BusUnavailable, SystemdCallError
-from pycontainers.units.wire import DBUS, DBUS_PATH, Connection, open_connection
+from pycontainers.units.wire import Connection, open_connection
 
 SYSTEMD = "org.freedesktop.systemd1"
+PEER = "org.freedesktop.DBus.Peer"
 SYSTEM_BUS_DEFAULT = "unix:path=/run/dbus/system_bus_socket"
 
 Scope = Literal["system", "user"]
@@ -98,13 +99,16 @@ async def connect(target: BusTarget, timeout: float = 10.0) -> Connection:
     except (OSError, EOFError) as exc:
         raise BusUnavailable(target.scope, target.address, _cause(exc), target.hint) from exc
     try:
-        await conn.call(DBUS, DBUS_PATH, DBUS, "GetNameOwner", "s", [SYSTEMD], timeout=timeout)
+        # A call to systemd itself, not GetNameOwner: on a user bus that was just
+        # socket-activated the manager registers its name a moment later, and
+        # dbus-daemon holds an auto-starting call for org.freedesktop.systemd1 until then.
+        await conn.call(SYSTEMD, "/org/freedesktop/systemd1", PEER, "Ping", timeout=timeout)
     except SystemdCallError as exc:
         conn.close()
         raise BusUnavailable(
             target.scope,
             target.address,
-            f"no systemd manager on this bus ({SYSTEMD} has no owner)",
+            f"no systemd manager on this bus ({SYSTEMD} did not answer: {exc.text})",
             target.hint,
         ) from exc
     return conn
