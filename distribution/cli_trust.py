@@ -8,15 +8,19 @@ key, registry error).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from pathlib import Path
 
-from pycontainers.distribution import cosign_key
+from pycontainers.distribution import authfile, cosign_key
 from pycontainers.distribution.errors import DistributionError
-from pycontainers.distribution.policy import evaluate, load_policy
+from pycontainers.distribution.policy import ImageRejected, Policy, Verdict, evaluate, load_policy
 from pycontainers.distribution.reference import ImageRef
-from pycontainers.distribution.trust import dir_image
+from pycontainers.distribution.registries_conf import RegistriesConf
+from pycontainers.distribution.registry import ClientOptions, RegistryClient
+from pycontainers.distribution.signing import SignResult, sign_image
+from pycontainers.distribution.trust import PolicyTrustCheck, dir_image
 
 EXIT_REJECTED = 1
 EXIT_ERROR = 2
@@ -50,6 +54,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     verify.add_argument("--tls-verify", default="true", choices=["true", "false"])
     verify.set_defaults(func=cmd_verify)
+
+    sign = sub.add_parser(
+        "sign",
+        help="sign an image in a registry and push the signature (cosign-compatible)",
+        description="Sign the manifest the registry serves for REF with KEY (a cosign "
+        "encrypted private key) and push it to the sha256-<hex>.sig attachment. The key "
+        f"password comes from --password-file or ${cosign_key.PASSWORD_ENV}.",
+    )
+    sign.add_argument("reference", metavar="REF")
+    sign.add_argument("--key", required=True, metavar="KEY")
+    sign.add_argument("--password-file", metavar="FILE")
+    sign.add_argument(
+        "--sign-identity",
+        metavar="REF",
+        help="the docker-reference to sign (default: REF with its tag)",
+    )
+    sign.add_argument("--tls-verify", default="true", choices=["true", "false"])
+    sign.set_defaults(func=cmd_sign)
 
 
 def _error(msg: str) -> int:
@@ -92,11 +114,70 @@ def cmd_verify(args: argparse.Namespace) -> int:
         as_ref = ImageRef.parse(args.reference) if args.reference else None
         source: str = args.source
         if source.startswith("dir:"):
-            image = dir_image(Path(source[len("dir:") :]), as_ref)
+            verdict = evaluate(policy, dir_image(Path(source[len("dir:") :]), as_ref))
         else:
-            return _error(f"{source}: unsupported source (want dir:PATH)")
-        verdict = evaluate(policy, image)
+            ref = _docker_ref(source)
+            verdict = asyncio.run(_verify_remote(policy, ref, as_ref, args.tls_verify == "true"))
     except DistributionError as exc:
         return _error(str(exc))
     print(verdict.explain())
     return 0 if verdict.accepted else EXIT_REJECTED
+
+
+def _docker_ref(text: str) -> ImageRef:
+    if text.startswith("docker://"):
+        text = text[len("docker://") :]
+    elif "://" in text:
+        raise DistributionError(f"{text}: unsupported transport (want docker://REF or dir:PATH)")
+    return ImageRef.parse(text)
+
+
+def open_client(ref: ImageRef, tls_verify: bool) -> RegistryClient:
+    """A client for ``ref``'s registry with the user's credentials and registries.conf."""
+    insecure = not tls_verify or RegistriesConf.load().is_insecure(ref.domain)
+    return RegistryClient(
+        ref.api_host,
+        credentials=authfile.lookup(ref.domain, ref.path),
+        options=ClientOptions(insecure=insecure),
+    )
+
+
+async def _verify_remote(
+    policy: Policy, ref: ImageRef, as_ref: ImageRef | None, tls_verify: bool
+) -> Verdict:
+    async with open_client(ref, tls_verify) as client:
+        served = await client.get_manifest(ref.repository, ref.reference)
+        check = PolicyTrustCheck(policy)
+        try:
+            return await check.check(
+                as_ref or ref, served.raw, served.digest, client, source_repo=ref.repository
+            )
+        except ImageRejected as exc:
+            return exc.verdict
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    try:
+        ref = _docker_ref(args.reference)
+        password = cosign_key.read_password(args.password_file)
+        try:
+            pem = Path(args.key).read_bytes()
+        except OSError as exc:
+            return _error(f"key {args.key}: {exc.strerror}")
+        key = cosign_key.decrypt_private_key(pem, password, source=f"key {args.key}")
+        result = asyncio.run(_sign(ref, key, args.sign_identity, args.tls_verify == "true"))
+    except DistributionError as exc:
+        return _error(str(exc))
+    what = "signed" if result.added else "already signed (same signature)"
+    print(
+        f"{what}: {ref} ({result.manifest_digest}) as {result.signed_identity}\n"
+        f"signature: {result.attachment}@{result.attachment_digest}"
+    )
+    return 0
+
+
+async def _sign(
+    ref: ImageRef, key: cosign_key.PrivateKey, identity: str | None, tls_verify: bool
+) -> SignResult:
+    async with open_client(ref, tls_verify) as client:
+        return await sign_image(client, ref, key, identity=identity)
