@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -58,3 +60,57 @@ def running(desired: DesiredState, name: str, **overrides: Any) -> ActualContain
     }
     fields.update(overrides)
     return ActualContainer(**fields)
+
+
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Test Author",
+    "GIT_AUTHOR_EMAIL": "author@example.invalid",
+    "GIT_COMMITTER_NAME": "Test Committer",
+    "GIT_COMMITTER_EMAIL": "committer@example.invalid",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+class WorkRepo:
+    """A real git work tree in a tmp dir, driven with the git binary."""
+
+    def __init__(self, path: Path, env: dict[str, str]) -> None:
+        self.path = path
+        self.env = env
+
+    @classmethod
+    def init(cls, path: Path, env: dict[str, str], branch: str = "main") -> WorkRepo:
+        path.mkdir(parents=True, exist_ok=True)
+        repo = cls(path, env)
+        repo.git("init", "--quiet", f"--initial-branch={branch}")
+        return repo
+
+    def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["git", "-C", str(self.path), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+        )
+
+    def commit(self, files: Mapping[str, bytes | None], message: str = "change") -> str:
+        for rel, content in files.items():
+            target = self.path / rel
+            if content is None:
+                target.unlink()
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        self.git("add", "--all")
+        self.git("commit", "--quiet", "--allow-empty", "-m", message)
+        return self.git("rev-parse", "HEAD").stdout.strip()
+
+
+def git_test_env(home: Path) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_IDENTITY)
+    env["HOME"] = str(home)
+    return env
