@@ -61,9 +61,11 @@ class CgroupLimitError(CgroupError):
     """The config demands a limit that this host (or this user) cannot apply."""
 
 
-def _warn_once(message: str) -> None:
-    if message not in _warned:
-        _warned.add(message)
+def _warn_once(message: str, key: str | None = None) -> None:
+    """Log a warning the first time ``key`` (default: the message) comes up in this process."""
+    key = key or message
+    if key not in _warned:
+        _warned.add(key)
         import logging  # only when there is something to say: this runs in every start
 
         logging.getLogger(__name__).warning("%s", message)
@@ -528,15 +530,13 @@ def manager_for(cgroups_path: str | None, container_id: str, *, rootless: bool) 
             skipped[h.key] = "permission denied" if rootless else "not writable"
         else:
             dirs[h.key] = directory
+    if not dirs and not rootless:
+        raise CgroupError(
+            "no writable cgroup hierarchy: "
+            + ", ".join(f"{key} ({why})" for key, why in sorted(skipped.items()))
+        )
     manager = CgroupManager(dirs, rootless=rootless, skipped=skipped, layout=layout)
     manager.warn_skipped()
-    if not dirs:
-        message = "no writable cgroup hierarchy: " + ", ".join(
-            f"{key} ({why})" for key, why in sorted(skipped.items())
-        )
-        if not rootless:
-            raise CgroupError(message)
-        _warn_once(message + "; the container runs without a cgroup of its own")
     return manager
 
 
@@ -598,7 +598,12 @@ class CgroupManager:
             return
         names = ", ".join(sorted(self._skipped))
         reasons = ", ".join(sorted(set(self._skipped.values())))
-        if self.rootless:
+        if self.rootless and not self._dirs:
+            message = (
+                f"no cgroup hierarchy is available to this user ({reasons}): the container "
+                "runs without a cgroup of its own, and resource limits are ignored"
+            )
+        elif self.rootless:
             message = (
                 f"cgroup hierarchies {names} are not available to this user ({reasons}): "
                 "resource limits on them are ignored"
@@ -608,7 +613,7 @@ class CgroupManager:
                 f"cgroup hierarchies {names} cannot be written ({reasons}): the container is "
                 "grouped in the writable hierarchies only"
             )
-        _warn_once(message)
+        _warn_once(message, key="skipped")
 
     # --- lifecycle ---------------------------------------------------------------------
     def create(self) -> None:
@@ -670,7 +675,8 @@ class CgroupManager:
             if self.rootless:
                 _warn_once(
                     f"cgroup controllers {names} are not available to this user: "
-                    "their limits in linux.resources are ignored"
+                    "their limits in linux.resources are ignored",
+                    key="rootless-limits",
                 )
             else:
                 raise CgroupLimitError(

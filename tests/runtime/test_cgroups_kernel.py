@@ -464,3 +464,30 @@ def test_pure_v2_code_paths_on_the_real_cgroup2_hierarchy() -> None:
     assert out["oom"] == 0
     assert out["status"] == signal.SIGKILL
     assert out["left"] is False
+
+
+ROOTLESS_SCENARIO = r"""
+import json, logging, sys
+from pycontainers.runtime.cgroups import manager_for
+logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(message)s")
+m = manager_for(None, "ctr", rootless=True)
+m.create()
+m.apply({"pids": {"limit": 5}, "memory": {"limit": 1 << 26}})
+m.apply({"pids": {"limit": 6}})
+print(json.dumps({"paths": m.paths(), "pids": m.pids(), "oom": m.oom_kill_count()}))
+m.destroy()
+"""
+
+
+def test_rootless_on_v1_warns_once_and_goes_on() -> None:
+    """An ordinary user (nobody) on this hybrid host can write no cgroup: Podman's behaviour."""
+    proc = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         sys.executable, "-c", ROOTLESS_SCENARIO],
+        capture_output=True, text=True, timeout=60, check=False, cwd="/",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"paths": {}, "pids": [], "oom": 0}
+    assert proc.stderr.count("WARNING") == 2, proc.stderr
+    assert "no cgroup hierarchy is available to this user (permission denied)" in proc.stderr
+    assert "controllers memory, pids are not available to this user" in proc.stderr
