@@ -555,7 +555,6 @@ class CgroupManager:
         self.rootless = rootless
         self._skipped = dict(skipped or {})
         self._layout = layout
-        self._created: list[str] = []
 
     def __repr__(self) -> str:
         return f"<CgroupManager {self._dirs!r}>"
@@ -620,7 +619,6 @@ class CgroupManager:
         """Make the directories (and v1 cpuset parents usable); idempotent."""
         for key, directory in self._dirs.items():
             made = _makedirs(directory)
-            self._created += made
             if key != UNIFIED and "cpuset" in key.split(","):
                 for level in made:
                     _inherit_cpuset(level)

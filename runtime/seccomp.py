@@ -15,7 +15,6 @@ containers-common default profile (shipped as ``seccomp_default.json``) for ``sp
 from __future__ import annotations
 
 import errno
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
@@ -309,6 +308,8 @@ def default_profile(capabilities: Iterable[str] = (), machine: str | None = None
     (``capabilities``), entries conditional on an architecture follow ``machine``
     (``uname -m``, default this host), as Podman renders the profile into a config.
     """
+    import json  # only `spec` needs it
+
     with open(PROFILE_FILE) as f:
         profile = json.load(f)
     machine = machine or os.uname().machine
