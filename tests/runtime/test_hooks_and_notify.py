@@ -1,0 +1,134 @@
+"""Lifecycle hooks (order, state on stdin, failure, timeout) and the systemd hand-off."""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.util import eventually
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .conftest import BundleFactory, Runtime
+
+pytestmark = pytest.mark.root
+
+
+def _hook(script: str, timeout: int | None = None) -> dict[str, Any]:
+    hook: dict[str, Any] = {"path": "/bin/sh", "args": ["sh", "-c", script]}
+    if timeout is not None:
+        hook["timeout"] = timeout
+    return hook
+
+
+def test_hooks_run_in_order_with_the_state_on_stdin(
+    ours: Runtime, make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "hooks"
+    out.mkdir()
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["mounts"].append(
+            {"destination": "/hookout", "type": "bind", "source": str(out), "options": ["rbind"]}
+        )
+        host = {k: [_hook(f"cat > {out}/{k}; echo {k} >> {out}/order")]
+                for k in ("prestart", "createRuntime", "createContainer", "poststart",
+                          "poststop")}  # fmt: skip
+        # startContainer runs inside the container, after pivot_root: a path in the rootfs
+        host["startContainer"] = [
+            _hook("cat > /hookout/startContainer; echo startContainer >> /hookout/order")
+        ]
+        cfg["hooks"] = host
+
+    cid, done = ours.create(make_bundle(["true"], edit))
+    assert done.returncode == 0, done.stderr
+    order = (out / "order").read_text().split()
+    assert order == ["prestart", "createRuntime", "createContainer"]
+    pid = ours.state(cid)["pid"]
+    for kind in order:
+        doc = json.loads((out / kind).read_text())
+        assert (doc["id"], doc["pid"], doc["bundle"]) == (cid, pid, done.args[-2])
+    ours("start", cid, check=True)
+    eventually(lambda: ours.state(cid)["status"] == "stopped", what="stopped")
+    ours("delete", cid, check=True)
+    order = (out / "order").read_text().split()
+    assert order[3:] == ["startContainer", "poststart", "poststop"]
+    assert json.loads((out / "startContainer").read_text())["id"] == cid
+    assert json.loads((out / "poststop").read_text())["status"] == "stopped"
+
+
+@pytest.mark.parametrize(
+    ("hook", "message"),
+    [
+        (_hook("echo boom >&2; exit 4"), "hook prestart[0] /bin/sh: exited with status 4: boom"),
+        (_hook("sleep 5", timeout=1), "hook prestart[0] /bin/sh: timed out after 1s"),
+    ],
+)
+def test_failing_prestart_hook_fails_create_and_cleans_up(
+    ours: Runtime, make_bundle: BundleFactory, hook: dict[str, Any], message: str
+) -> None:
+    bundle = make_bundle(["true"], lambda cfg: cfg.update(hooks={"prestart": [hook]}))
+    cid, done = ours.create(bundle)
+    assert done.returncode == 1
+    assert message in done.stderr
+    assert not (ours.root / cid).exists()
+
+
+def _receive_notifications(sock: socket.socket) -> tuple[list[bytes], list[int]]:
+    messages: list[bytes] = []
+    fds: list[int] = []
+    while not any(m.startswith(b"BARRIER=1") for m in messages):
+        fd_size = array.array("i").itemsize
+        data, ancdata, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(4 * fd_size))
+        messages.append(data)
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds += array.array("i", payload[: len(payload) - len(payload) % fd_size])
+    return messages, fds
+
+
+def test_run_detach_notifies_systemd_with_the_init_as_main_pid(
+    ours: Runtime, make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    """What a Type=notify unit sees: MAINPID=<init>, READY=1, then a barrier.
+
+    The receiving end is a plain datagram socket standing in for systemd's notify socket
+    (the real unit is exercised by the units part's end-to-end tests).
+    """
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(20)
+    cid = ours.new_id()
+    env = dict(os.environ, NOTIFY_SOCKET=str(path))
+    log = (tmp_path / "run.log").open("w")
+    proc = subprocess.Popen(
+        [*ours.argv, "--root", str(ours.root), "run", "--detach", "--bundle",
+         str(make_bundle(["sleep", "60"])), cid],
+        env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+    )  # fmt: skip
+    try:
+        messages, fds = _receive_notifications(sock)
+        assert proc.poll() is None  # waits for the barrier before exiting
+        for fd in fds:
+            os.close(fd)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        sock.close()
+        log.close()
+    assert len(fds) == 1
+    fields = dict(line.split("=", 1) for line in messages[0].decode().splitlines())
+    state = ours.state(cid)
+    assert fields == {"MAINPID": str(state["pid"]), "READY": "1"}
+    assert state["status"] == "running"
+    # the main PID is the container's program itself, no Python process in between
+    assert os.readlink(f"/proc/{state['pid']}/exe").endswith("/bin/busybox")
