@@ -81,3 +81,32 @@ def make_spec(make_bundle: Callable[..., str]) -> Callable[..., UnitSpec]:
         return replace(spec, **overrides)
 
     return make
+
+
+class Guest:
+    """Reading the guest's view: its processes by cgroup, and its journal."""
+
+    def __init__(self, systemd: Sandbox) -> None:
+        self.systemd = systemd
+
+    def processes(self, cgroup: str) -> dict[int, str]:
+        """pid -> comm of every process in a cgroup subtree (name=systemd hierarchy)."""
+        script = (
+            f'for f in $(find /sys/fs/cgroup/systemd{cgroup} -name cgroup.procs); do cat "$f"; done'
+        )
+        procs = {}
+        for pid in self.systemd.exec("sh", "-c", script).stdout.split():
+            comm = self.systemd.exec("cat", f"/proc/{pid}/comm", check=False).stdout.strip()
+            procs[int(pid)] = comm
+        return procs
+
+    def journal(self, *match: str) -> str:
+        return self.systemd.exec("journalctl", "--no-pager", "-o", "cat", *match).stdout
+
+    def comm(self, pid: int) -> str:
+        return self.systemd.exec("cat", f"/proc/{pid}/comm").stdout.strip()
+
+
+@pytest.fixture
+def guest(systemd: Sandbox) -> Guest:
+    return Guest(systemd)
