@@ -357,7 +357,7 @@ class _Parser:
         elif transport in ("dir", "oci", "oci-archive", "docker-archive") and not scope.startswith(
             "/"
         ):
-            raise self.fail(at, f"a {transport} scope must be an absolute path")
+            raise self.fail(at, f"scopes of the {transport} transport must be absolute paths")
 
     def docker_scope(self, scope: str, where: str) -> None:
         if scope.startswith("*."):
