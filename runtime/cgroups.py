@@ -48,6 +48,8 @@ V1_CONTROLLERS: Final = frozenset(
 # Controllers enabled for a new cgroup on a pure v2 host even without limits, so that
 # memory.events (OOM kills) and pids.current are there, as runc and systemd do.
 DEFAULT_V2_CONTROLLERS: Final = ("cpu", "io", "memory", "pids")
+V1_TO_V2: Final = {"blkio": "io"}
+V2_TO_V1: Final = {"io": "blkio"}
 DELEGATE_XATTRS: Final = ("trusted.delegate", "user.delegate")
 
 _warned: set[str] = set()
@@ -646,28 +648,28 @@ class CgroupManager:
         plans: list[tuple[str, Write]] = []
         unavailable: set[str] = set()
         by_version = {1: resource_writes(resources, 1), 2: resource_writes(resources, 2)}
-        controllers = {w.controller for ws in by_version.values() for w in ws}
-        for controller in sorted(controllers):
+        # one controller under two names: blkio on v1 is io on v2
+        logical = {
+            V2_TO_V1.get(w.controller, w.controller) for ws in by_version.values() for w in ws
+        }
+        for controller in sorted(logical):
             where = self._dir_for(controller)
-            if (
-                where is not None
-                and where[1] == 2
-                and controller
-                and not self._enable_v2(controller)
-            ):
+            v2_name = V1_TO_V2.get(controller, controller)
+            if where is None and v2_name != controller:
+                where = self._dir_for(v2_name)
+            if where is not None and where[1] == 2 and v2_name and not self._enable_v2(v2_name):
                 where = None
             if where is None:
                 unavailable.add(controller)
                 continue
             directory, version = where
-            if version == 1 and any(
-                w.from_unified for w in by_version[2] if w.controller == controller
-            ):
+            name = controller if version == 1 else v2_name
+            if version == 1 and any(w.from_unified for w in by_version[2] if w.controller == name):
                 raise CgroupLimitError(
                     f"linux.resources.unified: the {controller or 'cgroup'} settings need cgroup "
                     "v2, and this host has that controller on cgroup v1"
                 )
-            plans += [(directory, w) for w in by_version[version] if w.controller == controller]
+            plans += [(directory, w) for w in by_version[version] if w.controller == name]
         if unavailable:
             names = ", ".join(sorted(c or "cgroup" for c in unavailable))
             if self.rootless:
@@ -853,8 +855,25 @@ def _errno(exc: CgroupError) -> int | None:
     return cause.errno if isinstance(cause, OSError) else None
 
 
+# Kernels whose block devices use BFQ expose the weight under BFQ's name only (runc does the
+# same fallback).
+_V1_FALLBACK_FILES: Final = {
+    "blkio.weight": "blkio.bfq.weight",
+    "blkio.weight_device": "blkio.bfq.weight_device",
+}
+
+
 def _write(directory: str, w: Write) -> None:
-    _write_file(os.path.join(directory, w.file), w.value)
+    path = os.path.join(directory, w.file)
+    if not os.path.exists(path):
+        fallback = _V1_FALLBACK_FILES.get(w.file)
+        if fallback and os.path.exists(os.path.join(directory, fallback)):
+            path = os.path.join(directory, fallback)
+        elif w.file != "cgroup.kill":
+            raise CgroupLimitError(
+                f"cannot set {w.file} to {w.value!r}: this kernel has no such file in {directory}"
+            )
+    _write_file(path, w.value)
 
 
 def _read_keyed(path: str) -> dict[str, int]:

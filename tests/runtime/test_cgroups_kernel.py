@@ -491,3 +491,14 @@ def test_rootless_on_v1_warns_once_and_goes_on() -> None:
     assert proc.stderr.count("WARNING") == 2, proc.stderr
     assert "no cgroup hierarchy is available to this user (permission denied)" in proc.stderr
     assert "controllers memory, pids are not available to this user" in proc.stderr
+
+
+def test_block_io_weight_and_a_file_this_kernel_lacks(container: CgroupManager) -> None:
+    blkio = container.paths()["blkio"]
+    container.apply({"blockIO": {"weight": 500}})
+    weight_file = "blkio.weight" if os.path.exists(f"{blkio}/blkio.weight") else "blkio.bfq.weight"
+    assert read(blkio, weight_file).split()[-1] == "500"
+    if os.path.exists(f"{blkio}/blkio.leaf_weight"):
+        pytest.skip("this kernel has blkio.leaf_weight (CFQ)")
+    with pytest.raises(CgroupLimitError, match=r"cannot set blkio\.leaf_weight to '200'"):
+        container.apply({"blockIO": {"leafWeight": 200}})
