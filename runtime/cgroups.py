@@ -19,6 +19,17 @@ the container never escapes the unit that supervises it.
 Hierarchies that cannot be written (v1 controllers of a rootless user, or v1 mounted read-only
 as in systemd-nspawn) are skipped with one warning; a limit that needs such a controller is
 an error as root and a warning when rootless (what Podman does on v1).
+
+How the runtime uses it::
+
+    cg = manager_for(linux.get("cgroupsPath"), container_id, rootless=rootless)
+    cg.create()
+    cg.apply(linux.get("resources") or {}, devices=linux.get("devices") or ())
+    cg.add_pid(init_pid)              # while the init still waits on its sync pipe
+    state["cgroup_paths"] = cg.paths()
+    # state / ps / kill --all / delete, in a later process:
+    cg = CgroupManager.from_paths(state["cgroup_paths"], rootless=rootless)
+    cg.pids(); cg.kill_all(signal.SIGTERM); cg.oom_kill_count(); cg.destroy()
 """
 
 from __future__ import annotations
