@@ -362,6 +362,10 @@ class ContentStore:
         }
         write_file_atomic(self.index_path, json.dumps(doc, separators=(",", ":")).encode())
 
+    def entries(self) -> list[Descriptor]:
+        """Every descriptor in index.json, named or not."""
+        return self._read_index()
+
     def images(self) -> list[StoredImage]:
         """Named images, in index order (untagged entries are skipped)."""
         out = []
