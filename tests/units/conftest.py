@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -19,7 +21,7 @@ import pytest
 
 from harness.sandbox import Sandbox
 from pycontainers.units.bus import BusTarget
-from pycontainers.units.model import RestartPolicy, RuntimeCommand, UnitSpec
+from pycontainers.units.model import RestartPolicy, RuntimeCommand, UnitSpec, default_runtime_path
 
 HERE = Path(__file__).resolve().parent
 STAND_IN = str(HERE / "stand_in_runtime.py")
@@ -110,3 +112,54 @@ class Guest:
 @pytest.fixture
 def guest(systemd: Sandbox) -> Guest:
     return Guest(systemd)
+
+
+def build_rootfs(dest: Path) -> Path:
+    (dest / "bin").mkdir(parents=True)
+    shutil.copy2("/bin/busybox", dest / "bin" / "busybox")
+    applets = subprocess.run(
+        ["/bin/busybox", "--list-full"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    for applet in applets:
+        link = dest / applet
+        if link.name != "busybox" and not (link.exists() or link.is_symlink()):
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to("/bin/busybox")
+    for d in ("proc", "sys", "dev", "tmp", "etc"):
+        (dest / d).mkdir(exist_ok=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(sandbox_workdir: Path) -> Path:
+    if not os.access(default_runtime_path(), os.X_OK):
+        pytest.skip(f"{default_runtime_path()} is not installed")
+    return build_rootfs(sandbox_workdir / "busybox-rootfs")
+
+
+@pytest.fixture
+def busybox_bundle(sandbox_workdir: Path, busybox_rootfs: Path) -> Callable[..., str]:
+    """A busybox bundle running ``sh -c script``, config.json from ``runc spec``.
+
+    ``rootless_uid``: ``runc spec --rootless`` (a user namespace mapping root to that uid).
+    """
+
+    def make(script: str, rootless_uid: int | None = None) -> str:
+        bundle = sandbox_workdir / f"bb-{uuid.uuid4().hex[:8]}"
+        bundle.mkdir()
+        rootless = [] if rootless_uid is None else ["--rootless"]
+        subprocess.run(["runc", "spec", *rootless, "--bundle", str(bundle)], check=True)
+        config = json.loads((bundle / "config.json").read_text())
+        config["process"]["terminal"] = False
+        config["process"]["args"] = ["sh", "-c", script]
+        config["root"] = {"path": str(busybox_rootfs), "readonly": True}
+        if rootless_uid is not None:
+            mapping = [{"containerID": 0, "hostID": rootless_uid, "size": 1}]
+            config["linux"]["uidMappings"] = mapping
+            config["linux"]["gidMappings"] = mapping
+        (bundle / "config.json").write_text(json.dumps(config))
+        bundle.chmod(0o755)
+        (bundle / "config.json").chmod(0o644)
+        return str(bundle)
+
+    return make

@@ -9,11 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
-import subprocess
-import sys
-import uuid
 from asyncio import run
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +23,7 @@ from pycontainers.units.backend import SystemdBackend
 from pycontainers.units.bus import BusTarget
 from pycontainers.units.errors import JobFailed
 from pycontainers.units.manager import UnitStatus
-from pycontainers.units.model import RestartPolicy, RuntimeCommand, UnitSpec
+from pycontainers.units.model import RestartPolicy, RuntimeCommand, UnitSpec, default_runtime_path
 
 Guest = Any  # tests/units/conftest.py: Guest (processes, journal of the sandbox)
 
@@ -38,49 +34,10 @@ pytestmark = [
     pytest.mark.usefixtures("clean_units"),
 ]
 
-RUNTIME = str(Path(sys.executable).parent / "pycontainers-runtime")
+RUNTIME = default_runtime_path()
 # sh as PID 1 ignores SIGTERM unless it traps it (the kernel drops default-action signals
 # for a namespace's init), so the init traps it like a well-behaved container would.
 INIT = "trap 'echo bye; exit 0' TERM; echo hello from busybox; while :; do sleep 1 & wait; done"
-
-
-def build_rootfs(dest: Path) -> Path:
-    (dest / "bin").mkdir(parents=True)
-    shutil.copy2("/bin/busybox", dest / "bin" / "busybox")
-    applets = subprocess.run(
-        ["/bin/busybox", "--list-full"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    for applet in applets:
-        link = dest / applet
-        if link.name != "busybox" and not (link.exists() or link.is_symlink()):
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to("/bin/busybox")
-    for d in ("proc", "sys", "dev", "tmp", "etc"):
-        (dest / d).mkdir(exist_ok=True)
-    return dest
-
-
-@pytest.fixture(scope="session")
-def busybox_rootfs(sandbox_workdir: Path) -> Path:
-    if not os.access(RUNTIME, os.X_OK):
-        pytest.skip(f"{RUNTIME} is not installed")
-    return build_rootfs(sandbox_workdir / "busybox-rootfs")
-
-
-@pytest.fixture
-def busybox_bundle(sandbox_workdir: Path, busybox_rootfs: Path) -> Callable[[str], str]:
-    def make(script: str) -> str:
-        bundle = sandbox_workdir / f"bb-{uuid.uuid4().hex[:8]}"
-        bundle.mkdir()
-        subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True)
-        config = json.loads((bundle / "config.json").read_text())
-        config["process"]["terminal"] = False
-        config["process"]["args"] = ["sh", "-c", script]
-        config["root"] = {"path": str(busybox_rootfs), "readonly": True}
-        (bundle / "config.json").write_text(json.dumps(config))
-        return str(bundle)
-
-    return make
 
 
 def busybox_spec(name: str, bundle: str, restart: RestartPolicy | None = None) -> UnitSpec:
