@@ -48,6 +48,7 @@ _ATTR_CTL_NNP: Final = 3
 _ATTR_CTL_TSYNC: Final = 4
 _ATTR_CTL_LOG: Final = 6
 _ATTR_CTL_SSB: Final = 7
+_ATTR_API_SYSRAWRC: Final = 9
 FLAGS: Final[Mapping[str, int]] = {
     "SECCOMP_FILTER_FLAG_TSYNC": _ATTR_CTL_TSYNC,
     "SECCOMP_FILTER_FLAG_LOG": _ATTR_CTL_LOG,
@@ -248,6 +249,8 @@ def load_filter(config: Mapping[str, Any]) -> None:
     try:
         # no_new_privs is the runtime's decision (process.noNewPrivileges), not libseccomp's
         _check(lib.seccomp_attr_set(ctx, _ATTR_CTL_NNP, 0), "seccomp_attr_set(CTL_NNP)")
+        # the kernel's errno instead of libseccomp's ECANCELED (libseccomp >= 2.5)
+        lib.seccomp_attr_set(ctx, _ATTR_API_SYSRAWRC, 1)
         for arch in plan.architectures:
             token = lib.seccomp_arch_resolve_name(arch.removeprefix("SCMP_ARCH_").lower().encode())
             if token == 0:

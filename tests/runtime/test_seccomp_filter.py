@@ -12,6 +12,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import traceback
 from collections.abc import Callable, Mapping
@@ -366,3 +368,33 @@ def test_a_busybox_shell_works_under_the_default_profile(tmp_path: Path) -> None
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, output
     assert output.split() == ["hello", "f", "f", "42", "done"]
+
+
+def test_without_no_new_privs_root_may_load_and_others_get_a_clear_error() -> None:
+    """libseccomp is told not to set no_new_privs itself: that is process.noNewPrivileges."""
+    script = (
+        "import ctypes, os, sys\n"
+        "from pycontainers.runtime.seccomp import SeccompError, load_filter\n"
+        "try:\n"
+        "    load_filter({'defaultAction': 'SCMP_ACT_ALLOW',"
+        " 'syscalls': [{'names': ['getcwd'], 'action': 'SCMP_ACT_ERRNO', 'errnoRet': 7}]})\n"
+        "except SeccompError as exc:\n"
+        "    print('error:', exc); sys.exit(0)\n"
+        "nnp = [l for l in open('/proc/self/status') if l.startswith('NoNewPrivs')][0].split()[1]\n"
+        "try:\n"
+        "    os.getcwd()\n"
+        "except OSError as exc:\n"
+        "    print('loaded', exc.errno, 'nnp', nnp)\n"
+    )
+    as_root = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert as_root.stdout.strip() == "loaded 7 nnp 0", as_root.stderr
+    as_nobody = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         sys.executable, "-c", script],
+        capture_output=True, text=True, timeout=60, check=False, cwd="/",
+    )  # fmt: skip
+    assert as_nobody.stdout.strip() == (
+        "error: cannot load the seccomp filter: set no_new_privs first or keep CAP_SYS_ADMIN"
+    ), as_nobody.stderr
