@@ -13,12 +13,13 @@ import os
 import sys
 from pathlib import Path
 
-from pycontainers.distribution import authfile, cosign_key
+from pycontainers.distribution import cosign_key
+from pycontainers.distribution.authfile import Credentials
+from pycontainers.distribution.docker_transport import ConnectOptions, open_client
 from pycontainers.distribution.errors import DistributionError
 from pycontainers.distribution.policy import ImageRejected, Policy, Verdict, evaluate, load_policy
 from pycontainers.distribution.reference import ImageRef
 from pycontainers.distribution.registries_conf import RegistriesConf
-from pycontainers.distribution.registry import ClientOptions, RegistryClient
 from pycontainers.distribution.signing import SignResult, sign_image
 from pycontainers.distribution.trust import PolicyTrustCheck, dir_image
 
@@ -52,7 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="REF",
         help="judge SRC as if it were the docker image REF (its scopes and identity)",
     )
-    verify.add_argument("--tls-verify", default="true", choices=["true", "false"])
+    _connect_args(verify)
     verify.set_defaults(func=cmd_verify)
 
     sign = sub.add_parser(
@@ -70,8 +71,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="REF",
         help="the docker-reference to sign (default: REF with its tag)",
     )
-    sign.add_argument("--tls-verify", default="true", choices=["true", "false"])
+    _connect_args(sign)
     sign.set_defaults(func=cmd_sign)
+
+
+def _connect_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--tls-verify",
+        choices=["true", "false"],
+        help="require HTTPS and verify certificates (default: true unless registries.conf "
+        "marks the registry insecure; loopback registries may use HTTP)",
+    )
+    p.add_argument("--authfile", type=Path, help="credentials file (containers-auth.json)")
+    p.add_argument("--creds", help="USER:PASSWORD for the registry")
+
+
+def _connect(args: argparse.Namespace) -> ConnectOptions:
+    creds = None
+    if args.creds:
+        user, _, password = args.creds.partition(":")
+        creds = Credentials(user, password)
+    return ConnectOptions(
+        tls_verify=None if args.tls_verify is None else args.tls_verify == "true",
+        credentials=creds,
+        authfile=args.authfile,
+        registries=RegistriesConf.load(),
+    )
 
 
 def _error(msg: str) -> int:
@@ -117,7 +142,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             verdict = evaluate(policy, dir_image(Path(source[len("dir:") :]), as_ref))
         else:
             ref = _docker_ref(source)
-            verdict = asyncio.run(_verify_remote(policy, ref, as_ref, args.tls_verify == "true"))
+            verdict = asyncio.run(_verify_remote(policy, ref, as_ref, _connect(args)))
     except DistributionError as exc:
         return _error(str(exc))
     print(verdict.explain())
@@ -132,20 +157,10 @@ def _docker_ref(text: str) -> ImageRef:
     return ImageRef.parse(text)
 
 
-def open_client(ref: ImageRef, tls_verify: bool) -> RegistryClient:
-    """A client for ``ref``'s registry with the user's credentials and registries.conf."""
-    insecure = not tls_verify or RegistriesConf.load().is_insecure(ref.domain)
-    return RegistryClient(
-        ref.api_host,
-        credentials=authfile.lookup(ref.domain, ref.path),
-        options=ClientOptions(insecure=insecure),
-    )
-
-
 async def _verify_remote(
-    policy: Policy, ref: ImageRef, as_ref: ImageRef | None, tls_verify: bool
+    policy: Policy, ref: ImageRef, as_ref: ImageRef | None, connect: ConnectOptions
 ) -> Verdict:
-    async with open_client(ref, tls_verify) as client:
+    async with open_client(ref, connect) as client:
         served = await client.get_manifest(ref.repository, ref.reference)
         check = PolicyTrustCheck(policy)
         try:
@@ -165,7 +180,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
         except OSError as exc:
             return _error(f"key {args.key}: {exc.strerror}")
         key = cosign_key.decrypt_private_key(pem, password, source=f"key {args.key}")
-        result = asyncio.run(_sign(ref, key, args.sign_identity, args.tls_verify == "true"))
+        result = asyncio.run(_sign(ref, key, args.sign_identity, _connect(args)))
     except DistributionError as exc:
         return _error(str(exc))
     what = "signed" if result.added else "already signed (same signature)"
@@ -177,7 +192,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 async def _sign(
-    ref: ImageRef, key: cosign_key.PrivateKey, identity: str | None, tls_verify: bool
+    ref: ImageRef, key: cosign_key.PrivateKey, identity: str | None, connect: ConnectOptions
 ) -> SignResult:
-    async with open_client(ref, tls_verify) as client:
+    async with open_client(ref, connect) as client:
         return await sign_image(client, ref, key, identity=identity)
