@@ -329,7 +329,7 @@ async def _inspect(args: argparse.Namespace) -> int:
                     }
                     for d in manifest.layers
                 ],
-                "Env": config.config.get("Env") or [],
+                "Env": config.config.get("Env"),
             }
         )
         return 0
