@@ -1,10 +1,186 @@
-"""``pycontainers image`` subcommands: unpack, build."""
+"""``pycontainers image`` subcommands: unpack, build.
+
+``unpack REF DIR`` writes a plain rootfs (whiteouts applied) for tools that want one;
+``unpack --layers REF`` fills the shared layer store instead and prints the layer
+directories, bottom first. ``build`` makes an image from directories and tarballs.
+Images are named as in skopeo: a bare reference means the local store at ``--root``,
+``oci:DIR[:NAME]`` an OCI layout (NAME defaults to ``latest``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from pycontainers.distribution.build import ImageSettings, build_image
+from pycontainers.distribution.errors import DistributionError, ImageNotKnown
+from pycontainers.distribution.layer_errors import BuildError
+from pycontainers.distribution.layerstore import (
+    LayerStore,
+    default_layers_dir,
+    resolve_image,
+    unpack_flat,
+)
+from pycontainers.distribution.layerstream import Compression
+from pycontainers.distribution.manifest import Platform, host_platform
+from pycontainers.distribution.reference import ImageRef
+from pycontainers.distribution.store import ContentStore
+from pycontainers.distribution.unpack import UnpackLimits
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add this part's image subcommands (none yet)."""
-    del sub
+    """Add ``image unpack`` and ``image build``."""
+    unpack = sub.add_parser(
+        "unpack",
+        help="unpack an image into a plain rootfs directory (or into the layer store)",
+        description="Unpack REF into DIR with whiteouts applied, or with --layers into "
+        "the layer store (one overlayfs lower dir per layer, printed bottom first).",
+    )
+    unpack.add_argument("ref", metavar="REF", help="image in the store, or oci:DIR[:NAME]")
+    unpack.add_argument("dir", metavar="DIR", nargs="?", help="new or empty directory")
+    unpack.add_argument("--layers", action="store_true", help="fill the layer store instead")
+    unpack.add_argument("--layers-dir", help="layer store directory (default: <root>/../layers)")
+    unpack.add_argument("--platform", help="os/arch[/variant] to pick from an index")
+    unpack.add_argument(
+        "--max-size",
+        type=int,
+        default=UnpackLimits.max_bytes,
+        help="refuse a layer larger than this many bytes uncompressed",
+    )
+    unpack.add_argument(
+        "--max-entries",
+        type=int,
+        default=UnpackLimits.max_entries,
+        help="refuse a layer with more entries than this",
+    )
+    unpack.set_defaults(func=cmd_unpack)
+
+    build = sub.add_parser(
+        "build",
+        help="build an image from directories and tarballs (no Dockerfile)",
+        description="Each PATH (a directory, or a tar/tar.gz/tar.zst) becomes one layer, "
+        "bottom first. Output is reproducible: entries sorted, owners 0:0, mtimes and "
+        "the created date from SOURCE_DATE_EPOCH (default 0).",
+    )
+    build.add_argument("paths", metavar="PATH", nargs="+", type=Path)
+    build.add_argument(
+        "-t", "--tag", required=True, help="name in the store, or oci:DIR[:NAME] for an OCI layout"
+    )
+    build.add_argument("--entrypoint", help="JSON array, or a command line split like a shell")
+    build.add_argument("--cmd", help="JSON array, or a command line split like a shell")
+    build.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    build.add_argument("--workdir")
+    build.add_argument("--user")
+    build.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    build.add_argument("--expose", action="append", default=[], metavar="PORT[/PROTO]")
+    build.add_argument("--platform", help="os/arch[/variant] (default: this host)")
+    build.add_argument("--os")
+    build.add_argument("--arch")
+    build.add_argument("--variant")
+    build.add_argument("--compression", choices=[c.value for c in Compression], default="gzip")
+    build.add_argument(
+        "--source-date-epoch", type=int, help="timestamp for every mtime and the created date"
+    )
+    build.set_defaults(func=cmd_build)
+
+
+def _store_and_name(ref: str, root: str) -> tuple[ContentStore, str]:
+    if ref.startswith("oci:"):
+        path, _, name = ref[len("oci:") :].partition(":")
+        if not path:
+            raise ImageNotKnown(f"invalid image {ref!r}: oci: needs a directory")
+        return ContentStore(path), name or "latest"
+    return ContentStore(root), str(ImageRef.parse(ref))
+
+
+def _find(store: ContentStore, name: str, ref: str) -> str:
+    """The store's name for ``ref``: its normalised form, else the text as given."""
+    known = {image.name for image in store.images()}
+    if name in known:
+        return name
+    if ref in known:
+        return ref
+    raise ImageNotKnown(f"image {ref!r} is not in {store.root}")
+
+
+def _command(text: str | None, what: str) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    if text.lstrip().startswith("["):
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise BuildError(f"--{what} {text!r}: invalid JSON ({exc})") from exc
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise BuildError(f"--{what} {text!r}: want a JSON array of strings")
+        return tuple(value)
+    return tuple(shlex.split(text))
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BuildError(f"--{what} {item!r}: want KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def cmd_unpack(args: argparse.Namespace) -> int:
+    try:
+        if args.layers == (args.dir is not None):
+            print("pycontainers: give either DIR or --layers", file=sys.stderr)
+            return 2
+        store, name = _store_and_name(args.ref, args.root)
+        platform = Platform.parse(args.platform) if args.platform else None
+        image = resolve_image(store, _find(store, name, args.ref), platform)
+        limits = UnpackLimits(max_bytes=args.max_size, max_entries=args.max_entries)
+        if args.layers:
+            layers_dir = args.layers_dir or default_layers_dir(args.root)
+            for path in LayerStore(layers_dir, limits=limits).ensure_image(store, image):
+                print(path)
+            return 0
+        stats = unpack_flat(store, image, Path(args.dir), limits=limits)
+    except DistributionError as exc:
+        print(f"pycontainers: {exc.diagnostics()}", file=sys.stderr)
+        return 1
+    print(
+        f"unpacked {args.ref} into {args.dir}: {stats.entries} entries, {stats.files} files, "
+        f"{stats.bytes} bytes, {stats.whiteouts} whiteouts"
+    )
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    try:
+        base = Platform.parse(args.platform) if args.platform else host_platform()
+        settings = ImageSettings(
+            entrypoint=_command(args.entrypoint, "entrypoint"),
+            cmd=_command(args.cmd, "cmd"),
+            env=tuple(args.env),
+            workdir=args.workdir,
+            user=args.user,
+            labels=_pairs(args.label, "label"),
+            exposed_ports=tuple(args.expose),
+            os=args.os or base.os,
+            architecture=args.arch or base.architecture,
+            variant=args.variant or (None if args.arch else base.variant),
+        )
+        store, name = _store_and_name(args.tag, args.root)
+        built = build_image(
+            args.paths,
+            settings,
+            store,
+            name,
+            compression=Compression(args.compression),
+            epoch=args.source_date_epoch,
+        )
+    except DistributionError as exc:
+        print(f"pycontainers: {exc.diagnostics()}", file=sys.stderr)
+        return 1
+    print(built.manifest.digest)
+    return 0

@@ -200,8 +200,13 @@ class LayerStream:
         exe = shutil.which("zstd")
         if exe is None:
             raise LayerError(f"{self.what}: zstd layers need the `zstd` program (Debian: zstd)")
+        fileno: int | None = None
         try:
-            fileno: int | None = self.src.fileno()
+            if self.src.seekable():
+                # zstd reads the descriptor itself: start it where the (buffered) file
+                # object logically is, not where its read-ahead left the descriptor.
+                fileno = self.src.fileno()
+                os.lseek(fileno, self.src.tell(), os.SEEK_SET)
         except (OSError, AttributeError, ValueError):
             fileno = None
         feed = fileno is None
