@@ -338,10 +338,18 @@ def start(root: str, container_id: str) -> ContainerState:
 
         poller = select.poll()
         poller.register(fd, select.POLLIN)
+        woken = False
         while True:
-            if poller.poll(100) and os.read(fd, 1):
-                break
+            if poller.poll(100):
+                data = os.read(fd, 64)
+                if data:
+                    woken = True
+                    continue
+                if woken:
+                    break  # EOF: the init exec'd the program (or died trying)
             if not st.init_alive():
+                if woken:
+                    break
                 raise OciRuntimeError(f"container {container_id!r}: init exited before start")
     finally:
         os.close(fd)

@@ -37,11 +37,11 @@ class SyscallError(OciRuntimeError):
         self.op = op
         self.path = path
         self.errno = errno
-        cause = os.strerror(errno) if errno else detail
+        cause = os.strerror(errno).lower() if errno else detail
         text = f"{op} `{path}`: {cause}" if path else f"{op}: {cause}"
         if detail and errno:
             text += f" ({detail})"
-        super().__init__(text.lower() if text[:1].isupper() else text)
+        super().__init__(text)
 
 
 class MountError(SyscallError):

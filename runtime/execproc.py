@@ -90,6 +90,7 @@ def exec_in(root: str, container_id: str, a: Args) -> int:
         try:
             if manager is not None:
                 manager.add_pid(os.getpid())
+            init.preload(cfg, process)
             _join(st.pid)
             pid = os.fork()
             if pid == 0:

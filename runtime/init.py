@@ -188,9 +188,10 @@ def run(
     ch.send("ready")
     ch.close()
     # Blocks until `start` opens the fifo for reading (or the container is deleted).
+    # The write end stays open until execve closes it (O_CLOEXEC): `start` reads to EOF,
+    # so poststart hooks run only once the container's program is running.
     wake = os.open(f"/proc/self/fd/{fifo}", os.O_WRONLY | os.O_CLOEXEC)
     os.write(wake, b"0")
-    os.close(wake)
     os.close(fifo)
     if cfg.hooks.get("startContainer"):
         from pycontainers.runtime import hooks

@@ -1,0 +1,162 @@
+"""Namespaces (new and joined by path), exec into a running container, console socket."""
+
+from __future__ import annotations
+
+import array
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.util import eventually
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .conftest import BundleFactory, Runtime
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    name = f"pyc-rt-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield f"/run/netns/{name}"
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=True)
+
+
+def test_joins_a_network_namespace_by_path_and_creates_the_others(
+    ours: Runtime, runc: Runtime, make_bundle: BundleFactory, netns: str
+) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        for ns in cfg["linux"]["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = netns
+        cfg["linux"]["namespaces"].append({"type": "cgroup"})
+
+    probe = (
+        "stat -L -c %i /proc/self/ns/net /proc/self/ns/ipc /proc/self/ns/uts; cat /proc/1/cgroup"
+    )
+    bundle = make_bundle(["sh", "-c", probe], edit)
+    mine = ours.run(bundle)
+    assert mine.returncode == 0, mine.stderr
+    net, ipc, uts, *cgroup_lines = mine.stdout.split("\n")
+    assert int(net) == os.stat(netns).st_ino
+    assert int(ipc) != os.stat("/proc/self/ns/ipc").st_ino
+    assert int(uts) != os.stat("/proc/self/ns/uts").st_ino
+    # in a new cgroup namespace the init's own cgroups are the namespace roots
+    assert all(line.endswith(":/") for line in cgroup_lines if line)
+    theirs = runc.run(bundle)
+    assert theirs.returncode == 0, theirs.stderr
+    assert theirs.stdout.split("\n")[0] == net
+    assert theirs.stdout.split("\n")[3:] == mine.stdout.split("\n")[3:]
+
+
+def test_joining_a_missing_namespace_path_is_a_clear_error(
+    ours: Runtime, make_bundle: BundleFactory
+) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["namespaces"][1]["path"] = "/run/netns/does-not-exist"
+
+    cid, done = ours.create(make_bundle(["true"], edit))
+    assert done.returncode == 1
+    assert "open namespace `/run/netns/does-not-exist`: no such file or directory" in done.stderr
+    assert not (ours.root / cid).exists()
+
+
+def test_exec_joins_the_running_container(ours: Runtime, make_bundle: BundleFactory) -> None:
+    bundle = make_bundle(["sleep", "60"], lambda cfg: cfg.update(hostname="inside"))
+    cid, _ = ours.create(bundle)
+    ours("start", cid, check=True)
+    init = ours.state(cid)["pid"]
+    done = ours("exec", cid, "sh", "-c", "hostname; cat /proc/1/comm; echo $$")
+    assert done.returncode == 0, done.stderr
+    hostname, comm, pid = done.stdout.split()
+    assert (hostname, comm) == ("inside", "sleep")
+    assert int(pid) > 1  # a new process in the container's PID namespace
+    assert ours("exec", cid, "sh", "-c", "exit 5").returncode == 5
+    env = ours("exec", "--env", "X=y", "--cwd", "/tmp", cid, "sh", "-c", 'echo "$X $(pwd)"')
+    assert env.stdout == "y /tmp\n"
+    missing = ours("exec", cid, "nope")
+    assert missing.returncode == 1
+    assert 'exec: "nope": executable file not found in $PATH' in missing.stderr
+    assert init == ours.state(cid)["pid"]
+
+
+def test_exec_into_a_stopped_container_is_refused(
+    ours: Runtime, make_bundle: BundleFactory
+) -> None:
+    cid, _ = ours.create(make_bundle(["true"]))
+    ours("start", cid, check=True)
+    eventually(lambda: ours.state(cid)["status"] == "stopped", what="stopped")
+    done = ours("exec", cid, "true")
+    assert done.returncode == 1
+    assert "it is stopped" in done.stderr
+
+
+def _receive_fd(server: socket.socket) -> tuple[bytes, int]:
+    conn, _ = server.accept()
+    with conn:
+        fd_size = array.array("i").itemsize
+        data, ancdata, _, _ = conn.recvmsg(1024, socket.CMSG_SPACE(fd_size))
+        fds = array.array("i")
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[:fd_size])
+        return data, fds[0]
+
+
+def _read_all(fd: int) -> bytes:
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the slave side is closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+@pytest.mark.parametrize("which", ["ours", "runc"])
+def test_console_socket_receives_the_pty_master(
+    which: str, request: pytest.FixtureRequest, make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    rt: Runtime = request.getfixturevalue(which)
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["process"]["terminal"] = True
+        cfg["process"]["consoleSize"] = {"height": 24, "width": 99}
+
+    bundle = make_bundle(["sh", "-c", "tty; stty size; echo done"], edit)
+    sock_path = tmp_path / f"console-{which}.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(sock_path))
+    server.listen(1)
+    server.settimeout(20)
+    cid = rt.new_id()
+    proc = subprocess.Popen(
+        [*rt.argv, "--root", str(rt.root), "create", "--bundle", str(bundle),
+         "--console-socket", str(sock_path), cid],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _, master = _receive_fd(server)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        rt("start", cid, check=True)
+        output = _read_all(master).decode()
+        os.close(master)
+    finally:
+        proc.kill()
+        proc.wait()
+        server.close()
+    assert output.replace("\r\n", "\n") == "/dev/pts/0\n24 99\ndone\n"
