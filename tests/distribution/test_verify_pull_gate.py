@@ -142,3 +142,32 @@ def test_malformed_policy_stops_the_pull(
     assert _pull(root, policy, ref) != 0
     assert f"policy {policy} at transports: want a JSON object" in capsys.readouterr().err
     assert _blobs(root) == []
+
+
+def test_multi_platform_image_is_signed_and_checked_on_its_index(
+    registry: Registry,
+    images: FixtureImages,
+    signer: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """cosign signs what the tag names (the index); the pull checks that same digest."""
+    ref = images.push(registry, "multi", "trust-gate-multi")
+    rc = main(
+        [
+            "image",
+            "sign",
+            "--key",
+            str(signer["trusted"]),
+            "--password-file",
+            str(signer["pw"]),
+            ref,
+        ]
+    )
+    assert rc == 0
+    index_digest = str(images.descriptor("multi")["digest"])
+    assert index_digest in capsys.readouterr().out
+    root = tmp_path / "store"
+    reqs = [{"type": "sigstoreSigned", "keyPath": str(signer["trusted.pub"])}]
+    assert _pull(root, _policy(tmp_path, registry, reqs), ref) == 0
+    assert _blobs(root) != []
