@@ -398,3 +398,38 @@ def test_without_no_new_privs_root_may_load_and_others_get_a_clear_error() -> No
     assert as_nobody.stdout.strip() == (
         "error: cannot load the seccomp filter: set no_new_privs first or keep CAP_SYS_ADMIN"
     ), as_nobody.stderr
+
+
+def test_a_cached_compiled_filter_is_reused_and_still_filters(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    config = allow_all_but(
+        {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOTSUP},
+        flags=["SECCOMP_FILTER_FLAG_TSYNC"],
+    )
+
+    def getcwd_errno_under(config: dict[str, Any]) -> int:
+        def probe() -> int:
+            load_filter(config, cache_dir=str(cache))
+            return errno_of(os.getcwd)
+
+        return int(filtered(allow_all_but(), probe)["ok"])
+
+    assert getcwd_errno_under(config) == errno.ENOTSUP
+    [entry] = list(cache.iterdir())
+    assert entry.name.startswith("seccomp-") and entry.suffix == ".bpf"
+    first = entry.read_bytes()
+    assert int.from_bytes(first[:4], "little") == 1  # SECCOMP_FILTER_FLAG_TSYNC
+    assert len(first[4:]) % 8 == 0
+    assert getcwd_errno_under(config) == errno.ENOTSUP
+    assert list(cache.iterdir()) == [entry] and entry.read_bytes() == first
+    changed = {**config, "syscalls": [{**config["syscalls"][0], "errnoRet": errno.EXDEV}]}
+    assert getcwd_errno_under(changed) == errno.EXDEV
+    assert len(list(cache.iterdir())) == 2
+
+
+def test_compiled_program_is_what_libseccomp_exports() -> None:
+    compiled = seccomp.compile_filter(default_profile(PODMAN_DEFAULT_CAPS))
+    assert compiled.flags == 0
+    assert len(compiled.program) % 8 == 0 and len(compiled.program) // 8 < 4096  # BPF_MAXINSNS
+    with pytest.raises(SeccompError, match="not a BPF program"):
+        seccomp.load_compiled(seccomp.CompiledFilter(b"\0" * 5, 0))
