@@ -17,7 +17,8 @@ from pycontainers.distribution import cosign_key
 from pycontainers.distribution.authfile import Credentials
 from pycontainers.distribution.docker_transport import ConnectOptions, open_client
 from pycontainers.distribution.errors import DistributionError
-from pycontainers.distribution.policy import ImageRejected, Policy, Verdict, evaluate, load_policy
+from pycontainers.distribution.policy import Policy, load_policy
+from pycontainers.distribution.policy_eval import ImageRejected, Verdict, evaluate
 from pycontainers.distribution.reference import ImageRef
 from pycontainers.distribution.registries_conf import RegistriesConf
 from pycontainers.distribution.signing import SignResult, sign_image

@@ -14,9 +14,8 @@ Rekor and GPG (``signedBy``) requirements parse, but always refuse: a policy tha
 for a check we cannot make fails closed. A malformed policy is a ``PolicyError``, never
 "accept everything".
 
-Evaluation is pure except for reading key files (at evaluation time, like
-containers/image, so a bad key only affects its own scope). Signatures are fetched
-lazily: only a ``sigstoreSigned`` requirement asks for them.
+This module is the file format and the model (what each rule means);
+``policy_eval.py`` applies it to an image.
 """
 
 from __future__ import annotations
@@ -25,25 +24,15 @@ import base64
 import binascii
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from pycontainers.distribution.cosign_key import PublicKey, SigningKeyError, load_public_key
-from pycontainers.distribution.digest import Digest
-from pycontainers.distribution.errors import DistributionError, ReferenceError, TrustError
+from pycontainers.distribution.errors import DistributionError, ReferenceError
 from pycontainers.distribution.reference import ImageRef
-from pycontainers.distribution.sigstore import (
-    SIMPLE_SIGNING_MEDIA_TYPE,
-    Signature,
-    SignatureRejected,
-    SignedClaims,
-    Why,
-    check_manifest_digest,
-    verify_signature,
-)
+from pycontainers.distribution.sigstore import SignatureRejected, Why
 
 SYSTEM_POLICY = Path("/etc/containers/policy.json")
 # The project's own default when no policy file exists: the same as containers-common
@@ -63,14 +52,6 @@ class PolicyError(DistributionError):
     hint = "see containers-policy.json(5) and docs/trust.md"
 
 
-class ImageRejected(TrustError):
-    """The policy refused an image; ``verdict`` says which scope, requirement and why."""
-
-    def __init__(self, verdict: Verdict) -> None:
-        super().__init__(verdict.summary())
-        self.verdict = verdict
-
-
 # --- signedIdentity -----------------------------------------------------------------------
 
 
@@ -87,12 +68,12 @@ def parse_docker_reference(text: str) -> ImageRef:
     return ref
 
 
-def _name_only(ref: ImageRef) -> bool:
+def name_only(ref: ImageRef) -> bool:
     return ref.tag is None and ref.digest is None
 
 
 def _repo_digest_or_exact(intended: ImageRef, signed: ImageRef) -> bool:
-    if _name_only(signed):
+    if name_only(signed):
         return False
     if intended.tag is not None:
         return str(signed) == str(intended)
@@ -129,14 +110,14 @@ class SignedIdentity:
         if self.type == "exactReference":
             assert self.docker_reference is not None
             want = parse_docker_reference(self.docker_reference)
-            return not _name_only(signed) and str(signed) == str(want)
+            return not name_only(signed) and str(signed) == str(want)
         if self.type == "exactRepository":
             assert self.docker_repository is not None
             return signed.name == parse_docker_reference(self.docker_repository).name
         if image is None:
             return False
         if self.type == "matchExact":
-            return not _name_only(image) and not _name_only(signed) and str(signed) == str(image)
+            return not name_only(image) and not name_only(signed) and str(signed) == str(image)
         if self.type == "matchRepository":
             return signed.name == image.name
         if self.type == "remapIdentity":
@@ -214,13 +195,15 @@ class Policy:
     transports: Mapping[str, Mapping[str, tuple[Requirement, ...]]]
     source: str = "built-in default policy"
 
-    def scope_for(self, image: UnverifiedImage) -> tuple[str, tuple[Requirement, ...]]:
-        """The most specific scope for ``image`` and its requirements."""
-        scopes = self.transports.get(image.transport)
+    def scope_for(
+        self, transport: str, candidates: Iterable[str]
+    ) -> tuple[str, tuple[Requirement, ...]]:
+        """The first of ``candidates`` (most specific first) with a scope, else defaults."""
+        scopes = self.transports.get(transport)
         if scopes is not None:
-            for name in (*image.identities, *image.namespaces, ""):
+            for name in (*candidates, ""):
                 if name in scopes:
-                    return f'transports.{image.transport}["{name}"]', scopes[name]
+                    return f'transports.{transport}["{name}"]', scopes[name]
         return "default", self.default
 
     def with_scope(self, transport: str, scope: str, reqs: Sequence[Requirement]) -> Policy:
@@ -232,15 +215,24 @@ class Policy:
     def pin_keys(
         self,
         ref: ImageRef,
-        key_paths: Sequence[str | Path],
+        key_paths: Sequence[str | Path] = (),
         signed_identity: SignedIdentity | None = None,
+        *,
+        key_pems: Sequence[bytes] = (),
     ) -> Policy:
-        """Require ``ref``'s repository to be sigstore-signed by one of ``key_paths``."""
-        if not key_paths:
+        """Require ``ref``'s repository to be sigstore-signed by one of the given keys.
+
+        This is how a container spec pins a key (a file, or PEM text inline): the new
+        repository scope is more specific than any registry-wide one, so it wins. The
+        identity defaults to ``matchRepoDigestOrExact``; images signed by ``cosign sign``
+        carry a name-only identity and need ``SignedIdentity("matchRepository")``.
+        """
+        if not key_paths and not key_pems:
             raise PolicyError(f"pinning keys for {ref.name}: no key given")
         req = Requirement(
             "sigstoreSigned",
             key_paths=tuple(Path(p).absolute() for p in key_paths),
+            key_datas=tuple(key_pems),
             signed_identity=signed_identity or SignedIdentity(),
         )
         return self.with_scope("docker", ref.name, [req])
@@ -453,13 +445,13 @@ class _Parser:
         if kind == "exactReference":
             self.fields(obj, where, {"type", "dockerReference"}, required={"dockerReference"})
             ref = self.reference(obj["dockerReference"], f"{where}.dockerReference")
-            if _name_only(ref):
+            if name_only(ref):
                 raise self.fail(where, "dockerReference must have a tag or a digest")
             return SignedIdentity(kind, docker_reference=obj["dockerReference"])
         if kind == "exactRepository":
             self.fields(obj, where, {"type", "dockerRepository"}, required={"dockerRepository"})
             ref = self.reference(obj["dockerRepository"], f"{where}.dockerRepository")
-            if not _name_only(ref):
+            if not name_only(ref):
                 raise self.fail(where, "dockerRepository must not have a tag or digest")
             return SignedIdentity(kind, docker_repository=obj["dockerRepository"])
         if kind == "remapIdentity":
@@ -481,232 +473,8 @@ class _Parser:
             ref = parse_docker_reference(text if "/" in text else f"{text}/x")
         except ReferenceError as exc:
             raise self.fail(where, f"invalid prefix {text!r}: {exc}") from exc
-        if not _name_only(ref) or ("/" in text and ref.name != text) or ref.short:
+        if not name_only(ref) or ("/" in text and ref.name != text) or ref.short:
             raise self.fail(
                 where, f"invalid prefix {text!r}: want a registry host or a full repository"
             )
         return text
-
-
-# --- the image under evaluation and the verdict -------------------------------------------
-
-SignatureList = Sequence[Signature | SignatureRejected]
-
-
-@dataclass(frozen=True)
-class UnverifiedImage:
-    """What the policy looks at: where the image is, its manifest and its signatures.
-
-    ``manifest`` is the exact bytes (None when the source has none);
-    ``fetch_signatures`` is called at most once, and only if a requirement needs them.
-    """
-
-    transport: str
-    identities: tuple[str, ...]
-    namespaces: tuple[str, ...]
-    docker_reference: ImageRef | None
-    manifest: bytes | None
-    fetch_signatures: Callable[[], SignatureList] = field(compare=False)
-    description: str = ""
-
-    @cached_property
-    def signatures(self) -> SignatureList:
-        return self.fetch_signatures()
-
-    @property
-    def manifest_digest(self) -> Digest | None:
-        return None if self.manifest is None else Digest.of_bytes(self.manifest)
-
-
-def docker_namespaces(ref: ImageRef) -> tuple[str, ...]:
-    """containers/image's PolicyConfigurationNamespaces for a docker reference."""
-    out = []
-    name = ref.name
-    while True:
-        out.append(name)
-        if "/" not in name:
-            break
-        name = name.rsplit("/", 1)[0]
-    host = name.split(":", 1)[0]
-    while "." in host:
-        host = host.split(".", 1)[1]
-        out.append(f"*.{host}")
-    return tuple(out)
-
-
-def docker_image(
-    ref: ImageRef, manifest: bytes | None, fetch_signatures: Callable[[], SignatureList]
-) -> UnverifiedImage:
-    """An image as the ``docker`` transport sees it: scopes from ``ref``."""
-    identities = [str(ref)]
-    if ref.tag is not None and ref.digest is not None:
-        identities += [f"{ref.name}@{ref.digest}", f"{ref.name}:{ref.tag}"]
-    return UnverifiedImage(
-        "docker",
-        tuple(identities),
-        docker_namespaces(ref),
-        ref,
-        manifest,
-        fetch_signatures,
-        f"docker://{ref}",
-    )
-
-
-def path_image(
-    transport: str,
-    path: Path,
-    manifest: bytes | None,
-    fetch_signatures: Callable[[], SignatureList],
-    docker_reference: ImageRef | None = None,
-) -> UnverifiedImage:
-    """An image in a local directory (``dir:``, ``oci:``): scopes are the path and parents."""
-    resolved = path.resolve()
-    parents = tuple(str(p) for p in resolved.parents if str(p) != "/")
-    return UnverifiedImage(
-        transport,
-        (str(resolved),),
-        parents,
-        docker_reference,
-        manifest,
-        fetch_signatures,
-        f"{transport}:{path}",
-    )
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The outcome, with enough detail that an operator knows what to change."""
-
-    accepted: bool
-    image: str
-    policy: str
-    scope: str
-    requirement: str | None
-    reasons: tuple[str, ...]
-    why: Why | None = None
-
-    def summary(self) -> str:
-        if self.accepted:
-            return f"{self.image}: accepted by policy {self.policy} scope {self.scope}"
-        what = f" requirement {self.requirement}" if self.requirement else ""
-        cause = f" ({self.why.value})" if self.why else ""
-        detail = "; ".join(self.reasons)
-        return (
-            f"{self.image}: rejected by policy {self.policy} scope {self.scope}{what}{cause}: "
-            f"{detail}"
-        )
-
-    def explain(self) -> str:
-        """Several lines for ``image verify``."""
-        lines = [
-            f"{'accepted' if self.accepted else 'rejected'}: {self.image}",
-            f"  policy: {self.policy}",
-            f"  scope: {self.scope}",
-        ]
-        if self.requirement:
-            lines.append(f"  {'failed' if not self.accepted else 'checked'}: {self.requirement}")
-        if self.why:
-            lines.append(f"  why: {self.why.value}")
-        lines += [f"  - {r}" for r in self.reasons]
-        return "\n".join(lines)
-
-
-def evaluate(policy: Policy, image: UnverifiedImage) -> Verdict:
-    """Check ``image`` against the scope that applies; every requirement must accept."""
-    scope, reqs = policy.scope_for(image)
-
-    def verdict(ok: bool, req: str | None, reasons: Iterable[str], why: Why | None) -> Verdict:
-        return Verdict(ok, image.description, policy.source, scope, req, tuple(reasons), why)
-
-    if image.manifest is None:
-        return verdict(False, None, ["the image has no manifest"], Why.NO_MANIFEST)
-    accepted: list[str] = []
-    for req in reqs:
-        try:
-            accepted.append(_check(req, image))
-        except SignatureRejected as exc:
-            return verdict(False, req.describe(), [str(exc)], exc.why)
-        except _AllRejected as exc:
-            return verdict(False, req.describe(), exc.reasons, exc.why)
-    return verdict(True, " and ".join(r.describe() for r in reqs), accepted, None)
-
-
-def enforce(policy: Policy, image: UnverifiedImage) -> Verdict:
-    """``evaluate``, raising ``ImageRejected`` unless accepted."""
-    result = evaluate(policy, image)
-    if not result.accepted:
-        raise ImageRejected(result)
-    return result
-
-
-class _AllRejected(Exception):
-    def __init__(self, reasons: list[str], why: Why) -> None:
-        super().__init__("; ".join(reasons))
-        self.reasons = reasons
-        self.why = why
-
-
-# How far a signature got before it failed; the furthest one explains the verdict best.
-_PROGRESS = [Why.UNSUPPORTED, Why.MALFORMED, Why.OTHER_KEY, Why.OTHER_DIGEST, Why.IDENTITY]
-
-
-def _check(req: Requirement, image: UnverifiedImage) -> str:
-    if req.type == "insecureAcceptAnything":
-        return "insecureAcceptAnything: accepted without checks"
-    if req.type == "reject":
-        raise SignatureRejected("this scope rejects every image", Why.REJECTED)
-    if req.unsupported:
-        raise SignatureRejected(f"{req.unsupported} by pycontainers", Why.UNSUPPORTED)
-    return _check_sigstore(req, image)
-
-
-def _check_sigstore(req: Requirement, image: UnverifiedImage) -> str:
-    assert image.manifest is not None
-    keys = req.load_keys()
-    rejections: list[SignatureRejected] = []
-    non_sigstore = other_attachments = 0
-    for sig in image.signatures:
-        if isinstance(sig, SignatureRejected):
-            if sig.why is Why.UNSUPPORTED:
-                non_sigstore += 1
-            else:
-                rejections.append(sig)
-            continue
-        if sig.mime_type != SIMPLE_SIGNING_MEDIA_TYPE:
-            other_attachments += 1
-            continue
-        try:
-            claims = verify_signature(sig, keys)
-            check_manifest_digest(image.manifest, claims, origin=sig.origin)
-            _check_identity(req.signed_identity, image, claims, sig.origin)
-        except SignatureRejected as exc:
-            rejections.append(exc)
-            continue
-        return (
-            f"{sig.origin}: verified, signs {claims.manifest_digest} as {claims.docker_reference}"
-        )
-    if not rejections:
-        extra = ""
-        if non_sigstore or other_attachments:
-            extra = (
-                f" ({non_sigstore} non-sigstore signatures, "
-                f"{other_attachments} other attachments ignored)"
-            )
-        raise SignatureRejected(
-            f"a signature is required, but none was found{extra}", Why.NO_SIGNATURE
-        )
-    best = max(rejections, key=lambda r: _PROGRESS.index(r.why) if r.why in _PROGRESS else -1)
-    raise _AllRejected([str(r) for r in rejections], best.why)
-
-
-def _check_identity(
-    identity: SignedIdentity, image: UnverifiedImage, claims: SignedClaims, origin: str
-) -> None:
-    if identity.matches(image.docker_reference, claims.docker_reference):
-        return
-    target = image.docker_reference or "an image without a docker reference"
-    raise SignatureRejected(
-        f"{origin}: signed identity {claims.docker_reference!r} does not match "
-        f"{str(target)!r} under signedIdentity {identity.describe()}",
-        Why.IDENTITY,
-    )

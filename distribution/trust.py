@@ -29,15 +29,15 @@ from pycontainers.distribution.errors import (
     TransportError,
 )
 from pycontainers.distribution.manifest import OCI_INDEX, Descriptor
-from pycontainers.distribution.policy import (
-    Policy,
-    Requirement,
+from pycontainers.distribution.policy import Policy, Requirement
+from pycontainers.distribution.policy_eval import (
     SignatureList,
     UnverifiedImage,
     Verdict,
     docker_image,
     enforce,
     path_image,
+    scope_for,
 )
 from pycontainers.distribution.reference import ImageRef
 from pycontainers.distribution.sigstore import (
@@ -212,7 +212,7 @@ class PolicyTrustCheck:
         """
         sigs: SignatureList = []
         probe = docker_image(ref, manifest, list)
-        _, reqs = self.policy.scope_for(probe)
+        _, reqs = scope_for(self.policy, probe)
         if needs_signatures(reqs):
             repo = source_repo or ref.repository
             sigs = await registry_signatures(client, repo, manifest_digest)

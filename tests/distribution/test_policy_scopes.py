@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from pycontainers.distribution.digest import Digest
-from pycontainers.distribution.policy import (
-    SignedIdentity,
+from pycontainers.distribution.policy import SignedIdentity, parse_policy
+from pycontainers.distribution.policy_eval import (
     docker_image,
     docker_namespaces,
     evaluate,
-    parse_policy,
+    scope_for,
 )
 from pycontainers.distribution.reference import ImageRef
 from pycontainers.distribution.trust import dir_image
@@ -29,7 +29,7 @@ def _scope_of(scopes: list[str], ref: str, transport: str = "docker") -> str:
     }
     policy = parse_policy(json.dumps(doc).encode(), source="p.json")
     image = docker_image(ImageRef.parse(ref), b"{}", list)
-    return policy.scope_for(image)[0]
+    return scope_for(policy, image)[0]
 
 
 ALL = [
@@ -203,6 +203,12 @@ def test_pinning_a_key_overrides_a_permissive_policy() -> None:
     assert verdict.scope == f'transports.docker["{ref.name}"]'
     good = base.pin_keys(ref, [VECTORS / "cosign.pub"], SignedIdentity("matchRepository"))
     assert evaluate(good, image).accepted
+    inline = base.pin_keys(
+        ref,
+        signed_identity=SignedIdentity("matchRepository"),
+        key_pems=[(VECTORS / "cosign.pub").read_bytes()],
+    )
+    assert evaluate(inline, image).accepted
 
 
 def test_every_requirement_in_a_scope_must_accept() -> None:

@@ -17,7 +17,8 @@ import pytest
 
 from pycontainers.distribution import cosign_key
 from pycontainers.distribution.digest import Digest
-from pycontainers.distribution.policy import ImageRejected, Verdict, parse_policy
+from pycontainers.distribution.policy import parse_policy
+from pycontainers.distribution.policy_eval import ImageRejected, Verdict
 from pycontainers.distribution.reference import ImageRef
 from pycontainers.distribution.registry import ClientOptions, RegistryClient, RetryPolicy
 from pycontainers.distribution.sigstore import (
