@@ -18,6 +18,7 @@ and a start with a known profile skips libseccomp's ~15 ms of compiling.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import sys
@@ -193,8 +194,6 @@ _arg_cmp: Any = None
 def _libseccomp() -> tuple[Any, Any]:
     global _lib, _arg_cmp
     if _lib is None:
-        import ctypes
-
         try:
             lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
         except OSError as exc:
@@ -331,34 +330,46 @@ def compile_filter(config: Mapping[str, Any]) -> CompiledFilter:
     return CompiledFilter(program, flags)
 
 
-def load_compiled(compiled: CompiledFilter) -> None:
-    """Install a compiled filter in this process with seccomp(2); no libseccomp involved."""
-    import ctypes
+class _SockFprog(ctypes.Structure):
+    """struct sock_fprog (linux/filter.h)."""
 
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)  # the running program: no file is opened
+_libc.syscall.restype = ctypes.c_long
+_seccomp_nr: int | None = _SYS_SECCOMP.get(os.uname().machine)
+
+
+def _seccomp_syscall(flags: int, fprog: Any) -> tuple[int, int]:
+    if _seccomp_nr is None:
+        raise SeccompError(f"the seccomp syscall number of {os.uname().machine} is unknown")
+    rc = int(_libc.syscall(_seccomp_nr, _SECCOMP_SET_MODE_FILTER, flags, fprog))
+    return rc, (ctypes.get_errno() if rc == -1 else 0)
+
+
+def supported_flags(flags: int) -> int:
+    """The subset of SECCOMP_FILTER_FLAG_* this kernel knows (EFAULT on a NULL program)."""
+    kept = 0
+    for bit in _KERNEL_FLAGS.values():
+        if flags & bit and _seccomp_syscall(bit, None)[1] == errno.EFAULT:
+            kept |= bit
+    return kept
+
+
+def load_compiled(compiled: CompiledFilter) -> None:
+    """Install a compiled filter in this process with seccomp(2).
+
+    Safe after pivot_root into an untrusted rootfs: it imports nothing, opens no file and
+    loads no library (all of that happened in ``prepare_filter``), so nothing from the image
+    runs in the runtime's process.
+    """
     program, flags = compiled
     if not program or len(program) % 8:
         raise SeccompError(f"seccomp program of {len(program)} bytes is not a BPF program")
-
-    class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
     buffer = ctypes.create_string_buffer(program, len(program))
-    fprog = SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    number = _SYS_SECCOMP.get(os.uname().machine) or syscall_number("seccomp")
-    optional = (
-        _KERNEL_FLAGS["SECCOMP_FILTER_FLAG_LOG"] | _KERNEL_FLAGS["SECCOMP_FILTER_FLAG_SPEC_ALLOW"]
-    )
-    while True:
-        rc = libc.syscall(number, _SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(fprog))
-        err = ctypes.get_errno() if rc == -1 else 0
-        if err == errno.EINVAL and flags & optional:
-            # an older kernel without SECCOMP_FILTER_FLAG_LOG / SPEC_ALLOW: go on without them
-            _log().warning("seccomp flags LOG/SPEC_ALLOW are not available here, ignored")
-            flags &= ~optional
-            continue
-        break
+    fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    rc, err = _seccomp_syscall(flags, ctypes.byref(fprog))
     if rc > 0:
         raise SeccompError(f"cannot load the seccomp filter: thread {rc} cannot be synchronized")
     if err == errno.EACCES:
@@ -398,33 +409,48 @@ def _cache_key(config: Mapping[str, Any]) -> str:
     return _sha256_hex(seed.encode())
 
 
-def load_filter(config: Mapping[str, Any], *, cache_dir: str | None = None) -> None:
-    """Build the filter of an OCI ``linux.seccomp`` object and load it into this process.
+def prepare_filter(config: Mapping[str, Any], *, cache_dir: str | None = None) -> CompiledFilter:
+    """Compile ``linux.seccomp`` (or take it from ``cache_dir``) for ``load_compiled``.
 
-    Compiling a large profile (the default one, for three architectures) takes libseccomp
-    ~15 ms; with ``cache_dir`` (a directory only root can write, such as the runtime's
-    state root) the compiled program is kept there and reused by later starts.
+    Call it while the host's filesystem is still visible (before pivot_root): it loads
+    libseccomp and reads the cache. Compiling a large profile (the default one, three
+    architectures) takes libseccomp ~15 ms; with ``cache_dir`` (a directory only root can
+    write, such as under the runtime's state root) later starts reuse the program.
+    Flags this kernel lacks (LOG, SPEC_ALLOW on old kernels) are dropped with a warning.
     """
-    if cache_dir is None:
-        load_compiled(compile_filter(config))
-        return
+    compiled = compile_filter(config) if cache_dir is None else _cached(config, cache_dir)
+    flags = supported_flags(compiled.flags)
+    if flags != compiled.flags:
+        _log().warning("seccomp flags %#x are not available in this kernel, ignored",
+                       compiled.flags & ~flags)  # fmt: skip
+        compiled = CompiledFilter(compiled.program, flags)
+    return compiled
+
+
+def _cached(config: Mapping[str, Any], cache_dir: str) -> CompiledFilter:
     path = os.path.join(cache_dir, f"seccomp-{_cache_key(config)}.bpf")
     try:
         with open(path, "rb") as f:
             head = f.read(4)
             program = f.read()
-        compiled = CompiledFilter(program, int.from_bytes(head, "little"))
+        return CompiledFilter(program, int.from_bytes(head, "little"))
     except OSError:
-        compiled = compile_filter(config)
-        try:
-            os.makedirs(cache_dir, mode=0o700, exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(compiled.flags.to_bytes(4, "little") + compiled.program)
-            os.rename(tmp, path)
-        except OSError as exc:
-            _log().warning("seccomp: cannot cache the compiled filter in %s: %s", cache_dir, exc)
-    load_compiled(compiled)
+        pass
+    compiled = compile_filter(config)
+    try:
+        os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(compiled.flags.to_bytes(4, "little") + compiled.program)
+        os.rename(tmp, path)
+    except OSError as exc:
+        _log().warning("seccomp: cannot cache the compiled filter in %s: %s", cache_dir, exc)
+    return compiled
+
+
+def load_filter(config: Mapping[str, Any], *, cache_dir: str | None = None) -> None:
+    """``prepare_filter`` then ``load_compiled``: for callers whose filesystem is the host's."""
+    load_compiled(prepare_filter(config, cache_dir=cache_dir))
 
 
 def _err(rc: int) -> str:
@@ -493,5 +519,7 @@ __all__ = [
     "load_compiled",
     "load_filter",
     "plan_filter",
+    "prepare_filter",
+    "supported_flags",
     "syscall_number",
 ]

@@ -433,3 +433,39 @@ def test_compiled_program_is_what_libseccomp_exports() -> None:
     assert len(compiled.program) % 8 == 0 and len(compiled.program) // 8 < 4096  # BPF_MAXINSNS
     with pytest.raises(SeccompError, match="not a BPF program"):
         seccomp.load_compiled(seccomp.CompiledFilter(b"\0" * 5, 0))
+
+
+def test_a_prepared_filter_loads_inside_an_empty_root(tmp_path: Path) -> None:
+    """After pivot_root the host's libraries and Python modules are gone: loading must not
+    need them (nor pick up the image's copies)."""
+    empty = tmp_path / "empty-root"
+    empty.mkdir()
+    config = allow_all_but(
+        {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOLINK}
+    )
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 1
+        try:
+            os.close(r)
+            compiled = seccomp.prepare_filter(config)
+            os.chroot(empty)
+            os.chdir("/")
+            libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+            seccomp.load_compiled(compiled)
+            os.write(w, str(errno_of(os.getcwd)).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        answer = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert answer == str(errno.ENOLINK)
+
+
+def test_this_kernel_knows_the_filter_flags() -> None:
+    assert seccomp.supported_flags(0b111) == 0b111
+    assert seccomp.supported_flags(0) == 0
