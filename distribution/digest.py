@@ -69,7 +69,7 @@ class Digest:
     def verify_bytes(self, data: bytes, *, what: str = "content") -> None:
         got = Digest.of_bytes(data, self.algorithm)
         if got != self:
-            raise DigestMismatch(f"{what}: digest mismatch: expected {self}, got {got}")
+            raise DigestMismatch(f"{what}: digest mismatch: expected {self}, content hashes to {got}")
 
     def __str__(self) -> str:
         return f"{self.algorithm}:{self.hex}"
@@ -125,6 +125,4 @@ class DigestVerifier:
             )
         got = self.digest()
         if got != self.expected:
-            raise DigestMismatch(
-                f"{self.what}: digest mismatch: expected {self.expected}, got {got}"
-            )
+            raise DigestMismatch(f"{self.what}: digest mismatch (content hashes to {got})")

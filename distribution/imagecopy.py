@@ -105,7 +105,7 @@ async def copy_image(
     """Copy one image (or an index with all its instances) from ``src`` to ``dst``."""
     options = options or CopyOptions()
     progress = progress or QuietProgress()
-    label = str(src.name)
+    label = str(src.name.ref) if isinstance(src.name, DockerName) else str(src.name)
     top = await src.get_manifest()
     if isinstance(src.name, DockerName) and src.client is not None:
         await options.trust.check(src.name.ref, top.raw, top.digest, src.client)
@@ -163,9 +163,19 @@ async def _copy_blobs(
             result.bytes_fetched += desc.size
         progress.blob_done(desc, how)
 
-    async with asyncio.TaskGroup() as group:
-        for desc in blobs:
-            group.create_task(one(desc))
+    try:
+        async with asyncio.TaskGroup() as group:
+            for desc in blobs:
+                group.create_task(one(desc))
+    except ExceptionGroup as group_error:
+        # The first failure cancelled the other transfers; report it alone, as the
+        # error of this copy, instead of a group the caller would have to unpack.
+        raise _first_leaf(group_error) from None
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 async def _transfer_blob(

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
-from pycontainers.distribution.docker_transport import ConnectOptions
+from harness.registry import Registry
+from pycontainers.distribution.authfile import Credentials
+from pycontainers.distribution.docker_transport import ConnectOptions, open_client
+from pycontainers.distribution.manifest import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST
+from pycontainers.distribution.reference import ImageRef
 from pycontainers.distribution.registries_conf import RegistriesConf
 from pycontainers.distribution.registry import RetryPolicy
 
@@ -80,3 +88,101 @@ class Cli:
 @pytest.fixture
 def run_cli(store_root: Path, cli_env: dict[str, str]) -> Cli:
     return Cli(store_root, cli_env)
+
+
+@dataclass
+class PushedImage:
+    """An image with its own random layer, so tests may corrupt it without harming others."""
+
+    ref: str
+    manifest: bytes
+    config: bytes
+    layer: bytes
+
+    @property
+    def layer_digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.layer).hexdigest()
+
+
+def push_unique_image(registry: Registry, repo: str, layer_size: int = 64 * 1024) -> PushedImage:
+    """Push (with our client) a one-layer image whose layer is random bytes."""
+    layer = os.urandom(layer_size)
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {
+                "type": "layers",
+                "diff_ids": [diff_id],
+            },
+            "config": {},
+        }
+    ).encode()
+
+    async def push() -> bytes:
+        ref = ImageRef.parse(f"{registry.host}/{repo}:latest")
+        opts = ConnectOptions(registries=RegistriesConf())
+        if registry.mode != "plain":
+            opts.credentials = Credentials(registry.username, registry.password)
+        async with open_client(ref, opts) as client:
+            cfg = await client.push_blob_bytes(repo, config, OCI_CONFIG)
+            lay = await client.push_blob_bytes(repo, layer, OCI_LAYER)
+            manifest = json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": OCI_MANIFEST,
+                    "config": cfg.to_json(),
+                    "layers": [lay.to_json()],
+                }
+            ).encode()
+            await client.put_manifest(repo, "latest", manifest, OCI_MANIFEST)
+            return manifest
+
+    manifest = asyncio.run(push())
+    return PushedImage(f"{registry.host}/{repo}:latest", manifest, config, layer)
+
+
+def leftovers(store_root: Path) -> list[str]:
+    """Temp files of unfinished blob writes (lock files are not content)."""
+    ingest = store_root / ".ingest"
+    if not ingest.is_dir():
+        return []
+    return sorted(p.name for p in ingest.iterdir() if not p.name.endswith(".lock"))
+
+
+class FaultInjector(httpx.AsyncBaseTransport):
+    """Passes requests to the real registry, letting a test rewrite chosen answers.
+
+    Used only for faults a real registry cannot produce (a body longer than the
+    descriptor, a truncated body, 429 with Retry-After, 403, a manifest that is not
+    JSON, an unknown media type). ``before`` may answer without asking the registry;
+    ``after`` may replace the registry's answer. ``seen`` records (method, url, headers).
+    """
+
+    def __init__(
+        self,
+        before: Callable[[httpx.Request], httpx.Response | None] | None = None,
+        after: Callable[[httpx.Request, httpx.Response], Awaitable[httpx.Response | None]]
+        | None = None,
+    ) -> None:
+        self.real = httpx.AsyncHTTPTransport()
+        self.before = before
+        self.after = after
+        self.seen: list[tuple[str, str, dict[str, str]]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append((request.method, str(request.url), dict(request.headers)))
+        if self.before is not None:
+            canned = self.before(request)
+            if canned is not None:
+                return canned
+        response = await self.real.handle_async_request(request)
+        if self.after is not None:
+            replaced = await self.after(request, response)
+            if replaced is not None:
+                return replaced
+        return response
+
+    async def aclose(self) -> None:
+        await self.real.aclose()

@@ -47,7 +47,7 @@ def test_verifier_rejects_short_and_wrong() -> None:
         short.verify()
     wrong = DigestVerifier(GOOD, len(DATA))
     wrong.update(DATA[:-1] + b"?")
-    with pytest.raises(DigestMismatch, match="expected sha256:"):
+    with pytest.raises(DigestMismatch, match="content hashes to sha256:"):
         wrong.verify()
 
 
