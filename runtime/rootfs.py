@@ -241,15 +241,19 @@ def _fs_type(path: str) -> str:
 
 
 def _host_cgroup_mounts() -> list[tuple[str, str, str]]:
-    out = []
+    """Visible cgroup mounts: a later mount on or above a path hides the earlier ones."""
+    visible: dict[str, tuple[str, str, str]] = {}
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split()
+            point = fields[4]
+            for hidden in [p for p in visible if p == point or p.startswith(point + "/")]:
+                del visible[hidden]
             sep = fields.index("-")
             fstype = fields[sep + 1]
-            if fstype in ("cgroup", "cgroup2") and fields[4].startswith("/sys/fs/cgroup/"):
-                out.append((fields[4], fstype, fields[sep + 3]))
-    return out
+            if fstype in ("cgroup", "cgroup2") and point.startswith("/sys/fs/cgroup/"):
+                visible[point] = (point, fstype, fields[sep + 3])
+    return list(visible.values())
 
 
 def make_device(rootfd: int, dev: Device) -> None:

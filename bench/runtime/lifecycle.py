@@ -1,0 +1,132 @@
+"""Benchmark: busybox /bin/true, create+start+wait+delete, pycontainers-runtime vs runc vs crun.
+
+Run as root from the repository:  .venv/bin/python bench/runtime/lifecycle.py [-n 100]
+
+Two measurements per runtime, same bundle, interleaved round-robin so that machine load
+hits all runtimes alike:
+  run   one `run` command (create + start + wait + delete in one process, as `runc run`)
+  split four commands: `create`, `start`, wait for the init to exit (polling /proc from
+        here, no extra process), `delete`
+The whole benchmark runs inside runtime-v1view.sh (a private mount namespace showing the
+cgroup v1 hierarchies only) because crun 1.8 refuses this hybrid host otherwise; all three
+runtimes see the same view. Prints medians per runtime and ratios to runc and crun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+V1VIEW = Path("/work/shared/reference/runtime-v1view.sh")
+VENV_PY = REPO / ".venv" / "bin" / "python"
+
+sys.path.insert(0, str(REPO))
+from pycontainers.runtime import specgen  # noqa: E402
+
+
+def build_bundle(base: Path) -> Path:
+    rootfs = base / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    shutil.copy2("/bin/busybox", rootfs / "bin" / "busybox")
+    (rootfs / "bin" / "true").symlink_to("busybox")
+    for d in ("proc", "sys", "dev", "tmp"):
+        (rootfs / d).mkdir()
+    cfg = specgen.default_spec()
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = ["/bin/true"]
+    cfg["root"] = {"path": str(rootfs), "readonly": True}
+    (base / "config.json").write_text(json.dumps(cfg))
+    return base
+
+
+def runtimes(state: Path) -> dict[str, list[str]]:
+    lean = [
+        "/usr/bin/python3", "-I", "-S", "-c",
+        f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+        "from pycontainers.runtime.cli import main; sys.exit(main(sys.argv[1:]))",
+    ]  # fmt: skip
+    return {
+        "pycontainers-runtime": [str(REPO / ".venv/bin/pycontainers-runtime"), "--root",
+                                 str(state / "ours")],
+        "pycontainers-runtime (python -I -S)": [*lean, "--root", str(state / "lean")],
+        "runc": ["runc", "--root", str(state / "runc")],
+        "crun": ["crun", "--root", str(state / "crun")],
+    }  # fmt: skip
+
+
+def _quiet(argv: list[str]) -> None:
+    subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=True)  # fmt: skip
+
+
+def once_run(rt: list[str], bundle: Path, cid: str) -> float:
+    t0 = time.perf_counter()
+    _quiet([*rt, "run", "--bundle", str(bundle), cid])
+    return time.perf_counter() - t0
+
+
+def once_split(rt: list[str], bundle: Path, cid: str, pid_file: Path) -> float:
+    t0 = time.perf_counter()
+    _quiet([*rt, "create", "--bundle", str(bundle), "--pid-file", str(pid_file), cid])
+    _quiet([*rt, "start", cid])
+    pid = int(pid_file.read_text())
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.0005)
+    _quiet([*rt, "delete", cid])
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-n", type=int, default=100, help="iterations per runtime and mode")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+    if os.environ.get("_PYC_BENCH_INNER") != "1":
+        env = dict(os.environ, _PYC_BENCH_INNER="1")
+        os.execve(str(V1VIEW), [str(V1VIEW), str(VENV_PY), *sys.argv], env)
+    with tempfile.TemporaryDirectory(prefix="pyc-bench-") as tmp:
+        base = Path(tmp)
+        bundle = build_bundle(base / "bundle")
+        rts = runtimes(base / "state")
+        results: dict[tuple[str, str], list[float]] = {}
+        for rt in rts.values():  # warm-up (page cache, pyc files)
+            once_run(rt, bundle, "warm")
+        for i in range(args.n):
+            for name, rt in rts.items():
+                results.setdefault((name, "run"), []).append(once_run(rt, bundle, f"r{i}"))
+                results.setdefault((name, "split"), []).append(
+                    once_split(rt, bundle, f"s{i}", base / "pid")
+                )
+    print(f"busybox /bin/true, {args.n} sequential iterations each, medians in ms "
+          f"(load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cpus)\n")  # fmt: skip
+    header = f"{'runtime':38} {'mode':6} {'median':>8} {'vs runc':>8} {'vs crun':>8}"
+    print(header)
+    print("-" * len(header))
+    for mode in ("run", "split"):
+        runc_med = statistics.median(results[("runc", mode)])
+        crun_med = statistics.median(results[("crun", mode)])
+        for name in rts:
+            med = statistics.median(results[(name, mode)])
+            print(f"{name:38} {mode:6} {med * 1000:8.1f} {med / runc_med:7.2f}x "
+                  f"{med / crun_med:7.2f}x")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
