@@ -449,7 +449,12 @@ def _cached(config: Mapping[str, Any], cache_dir: str) -> CompiledFilter:
 
 
 def load_filter(config: Mapping[str, Any], *, cache_dir: str | None = None) -> None:
-    """``prepare_filter`` then ``load_compiled``: for callers whose filesystem is the host's."""
+    """``prepare_filter`` then ``load_compiled``, for callers that still see the host's files.
+
+    Never call it after pivot_root into a container's rootfs: it would dlopen
+    ``libseccomp.so.2`` (and import modules) from the image. The container init calls
+    ``prepare_filter`` before pivot_root and ``load_compiled`` right before execve.
+    """
     load_compiled(prepare_filter(config, cache_dir=cache_dir))
 
 
