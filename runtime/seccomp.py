@@ -1,9 +1,10 @@
 """Load an OCI ``linux.seccomp`` filter into the calling process, through libseccomp.
 
-The container init calls ``load_filter`` last, right before execve, once no_new_privs is set
-(or while it still holds CAP_SYS_ADMIN): a filter cannot be undone, and every syscall after
-it is filtered. libseccomp2 (``libseccomp.so.2``) is bound with ctypes on first use, so
-importing this module costs nothing on a start without seccomp.
+The container init calls ``prepare_filter`` while the host's files are still visible (before
+pivot_root) and ``load_compiled`` last, right before execve, once no_new_privs is set (or
+while it still holds CAP_SYS_ADMIN): a filter cannot be undone, and every syscall after it
+is filtered. libseccomp2 (``libseccomp.so.2``) is bound with ctypes on first use, so a start
+without seccomp never loads it.
 
 Semantics follow runc (libcontainer/seccomp): syscall names this architecture does not know
 are skipped, rules whose action equals the default are dropped, conditions on distinct
@@ -12,8 +13,8 @@ rule each (ORed), ``errnoRet`` defaults to EPERM. ``default_profile()`` renders 
 containers-common default profile (shipped as ``seccomp_default.json``) for ``spec``.
 
 libseccomp only compiles: the program is exported as classic BPF and installed with
-seccomp(2) directly, so a compiled program can be cached (``load_filter(cfg, cache_dir=...)``)
-and a start with a known profile skips libseccomp's ~15 ms of compiling.
+seccomp(2) directly, so a compiled program can be cached (``prepare_filter(cfg,
+cache_dir=...)``) and a start with a known profile skips libseccomp's ~15 ms of compiling.
 """
 
 from __future__ import annotations
