@@ -23,7 +23,7 @@ import base64
 import binascii
 import enum
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,11 +178,24 @@ def attachment_layers(manifest: bytes, *, origin: str) -> list[dict[str, Any]]:
     return layers
 
 
-def signatures_from_attachment(
-    manifest: bytes, fetch_blob: Callable[[Digest, int], bytes], *, origin: str
-) -> list[Signature | SignatureRejected]:
-    """Every layer of a ``.sig`` manifest as a signature; ``fetch_blob`` verifies digests."""
-    out: list[Signature | SignatureRejected] = []
+@dataclass(frozen=True)
+class AttachedLayer:
+    """One layer descriptor of a ``.sig`` image: where a signature's payload blob is."""
+
+    media_type: str
+    digest: Digest
+    size: int
+    annotations: Mapping[str, str]
+    origin: str
+
+    def signature(self, payload: bytes) -> Signature:
+        """The signature, given the payload blob (already checked against ``digest``)."""
+        return Signature(self.media_type, payload, dict(self.annotations), self.origin)
+
+
+def attached_layers(manifest: bytes, *, origin: str) -> list[AttachedLayer | SignatureRejected]:
+    """Every layer of a ``.sig`` manifest; a malformed descriptor becomes its rejection."""
+    out: list[AttachedLayer | SignatureRejected] = []
     for i, layer in enumerate(attachment_layers(manifest, origin=origin)):
         where = f"{origin} layer {i}"
         try:
@@ -190,9 +203,13 @@ def signatures_from_attachment(
             size = layer.get("size")
             media = layer.get("mediaType")
             annotations = layer.get("annotations") or {}
-            if not isinstance(size, int) or size < 0 or size > MAX_PAYLOAD_SIZE:
+            if (
+                not isinstance(size, int)
+                or isinstance(size, bool)
+                or not 0 <= size <= MAX_PAYLOAD_SIZE
+            ):
                 raise ValueError(f"bad size {size!r}")
-            if not isinstance(media, str):
+            if not isinstance(media, str) or not media:
                 raise ValueError("no mediaType")
             if not isinstance(annotations, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
@@ -201,7 +218,7 @@ def signatures_from_attachment(
         except (ValueError, DigestError) as exc:
             out.append(SignatureRejected(f"{where}: malformed descriptor: {exc}", Why.MALFORMED))
             continue
-        out.append(Signature(media, fetch_blob(digest, size), dict(annotations), where))
+        out.append(AttachedLayer(media, digest, size, dict(annotations), where))
     return out
 
 
@@ -243,11 +260,10 @@ def attachment_manifest(config: bytes, layers: Sequence[Mapping[str, Any]]) -> b
 
 def layer_matches(layer: Mapping[str, Any], sig: Signature) -> bool:
     """Whether ``layer`` already carries ``sig`` (so signing twice adds nothing)."""
-    return dict(layer) == layer_descriptor(sig) or (
-        layer.get("mediaType") == sig.mime_type
-        and layer.get("digest") == str(Digest.of_bytes(sig.payload))
-        and (layer.get("annotations") or {}) == dict(sig.annotations)
-    )
+    want = layer_descriptor(sig)
+    return all(layer.get(k) == want.get(k) for k in ("mediaType", "digest", "size")) and (
+        layer.get("annotations") or {}
+    ) == dict(sig.annotations)
 
 
 # --- payload ------------------------------------------------------------------------------

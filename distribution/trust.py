@@ -23,7 +23,6 @@ from typing import Protocol
 from pycontainers.distribution.digest import Digest
 from pycontainers.distribution.errors import (
     DistributionError,
-    ManifestError,
     NotFound,
     RegistryError,
     TransportError,
@@ -46,10 +45,9 @@ from pycontainers.distribution.sigstore import (
     Signature,
     SignatureRejected,
     Why,
-    attachment_layers,
+    attached_layers,
     read_dir_signatures,
     signature_tag,
-    signatures_from_attachment,
 )
 
 # cosign's artifactType for signatures stored as OCI 1.1 referrers.
@@ -135,22 +133,20 @@ async def registry_signatures(client: SignatureClient, repo: str, digest: Digest
 async def _attachment_signatures(
     client: SignatureClient, repo: str, manifest: bytes, origin: str
 ) -> list[Signature | SignatureRejected]:
-    blobs: dict[Digest, bytes] = {}
+    """The layers of one ``.sig`` image as signatures; payload blobs are digest-checked."""
     try:
-        for layer in attachment_layers(manifest, origin=origin):
-            try:
-                desc = Descriptor.from_json(layer, what=origin)
-            except ManifestError:
-                continue  # reported by signatures_from_attachment below
-            if desc.size <= MAX_PAYLOAD_SIZE:
-                blobs[desc.digest] = await client.get_blob_bytes(repo, desc, limit=MAX_PAYLOAD_SIZE)
+        layers = attached_layers(manifest, origin=origin)
     except SignatureRejected as exc:
         return [exc]
-
-    def fetch(digest: Digest, size: int) -> bytes:
-        return blobs[digest]
-
-    return signatures_from_attachment(manifest, fetch, origin=origin)
+    out: list[Signature | SignatureRejected] = []
+    for layer in layers:
+        if isinstance(layer, SignatureRejected):
+            out.append(layer)
+            continue
+        desc = Descriptor(layer.media_type, layer.digest, layer.size)
+        payload = await client.get_blob_bytes(repo, desc, limit=MAX_PAYLOAD_SIZE)
+        out.append(layer.signature(payload))
+    return out
 
 
 async def _referrer_signatures(
