@@ -45,8 +45,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verify = sub.add_parser(
         "verify",
         help="check an image against the trust policy",
-        description="Check SRC (docker://REF, a bare reference, or dir:PATH) against the "
-        "policy (--policy) and print the verdict and why; exit 0 only if accepted.",
+        description="Check SRC (docker://REF or a bare REF, both read from the registry "
+        "with their signatures, or a skopeo dir:PATH) against the policy (--policy) and "
+        "print the verdict and why; exit 0 only if accepted.",
     )
     verify.add_argument("source", metavar="SRC")
     verify.add_argument(

@@ -188,8 +188,11 @@ def test_unsigned_image_is_refused_under_sigstore_signed(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     ref = images.push(registry, "busybox", "trust-unsigned")
-    rc, out = _verify(_policy(tmp_path, registry.host, _keyed(keys["alice.pub"])), ref, capsys)
+    policy = _policy(tmp_path, registry.host, _keyed(keys["alice.pub"]))
+    rc = main(["--policy", str(policy), "image", "verify", ref])  # a bare reference
+    out = capsys.readouterr().out
     assert rc == 1
+    assert out.startswith(f"rejected: docker://{ref}")
     assert "why: no signature" in out
     assert "a signature is required, but none was found" in out
 
