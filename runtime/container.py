@@ -98,6 +98,14 @@ def _write_id_maps(pid: int, cfg: configmod.Config) -> None:
         raise SyscallError("write", f"/proc/{pid}/{name}", exc.errno or 0) from exc
 
 
+def _host_id(maps: list[configmod.IdMapping], container_id: int) -> int:
+    """The host id that ``container_id`` maps to (-1 = unchanged, for chown)."""
+    for m in maps:
+        if m.container_id <= container_id < m.container_id + m.size:
+            return m.host_id + container_id - m.container_id
+    return -1
+
+
 def _enter_namespaces(cfg: configmod.Config, ch: Channel) -> None:
     """In the intermediate child: join namespaces given by path, then unshare new ones."""
     joins = []
@@ -148,6 +156,9 @@ def _child_main(
             from pycontainers.runtime.console import ConsoleSocket
 
             console = ConsoleSocket.connect(opts.console_socket)
+        # Opened here, before any namespace change: the state directory is private to the
+        # host's root, and a user-namespaced init could not reach it by path.
+        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         _enter_namespaces(cfg, ch)
         pid = os.fork()
         if pid == 0:
@@ -155,7 +166,7 @@ def _child_main(
             try:
                 from pycontainers.runtime import init
 
-                init.run(cfg, ch, fifo, opts.no_pivot, console)
+                init.run(cfg, ch, fifo_fd, opts.no_pivot, console)
             except BaseException as exc:
                 ch.send_error(_describe(exc))
             finally:
@@ -226,6 +237,8 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
             os.mkfifo(st.fifo, 0o622)
         finally:
             os.umask(old_umask)
+        if cfg.namespace("user") is not None:
+            os.chown(st.fifo, _host_id(cfg.uid_mappings, 0), _host_id(cfg.gid_mappings, 0))
         manager = _cgroup_manager(cfg, container_id)
         parent, child = Channel.pair()
         st.data = {

@@ -154,7 +154,7 @@ def preload(cfg: Config, process: Process) -> None:
 
 
 def run(
-    cfg: Config, ch: channel.Channel, fifo_path: str, no_pivot: bool, console: ConsoleSocket | None
+    cfg: Config, ch: channel.Channel, fifo: int, no_pivot: bool, console: ConsoleSocket | None
 ) -> None:
     """Set up the container and exec its process; never returns (raises on failure)."""
     process = cfg.process
@@ -167,7 +167,6 @@ def run(
         if cfg.domainname:
             libc.setdomainname(cfg.domainname)
     os.umask(0)
-    fifo = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
 
     def before_pivot() -> None:
         if cfg.hooks:

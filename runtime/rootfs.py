@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 MAX_SYMLINKS = 40
+# Mount data ("lowerdir=...,upperdir=...,workdir=...") of an overlay to mount on root.path.
+OVERLAY_ANNOTATION = "org.pycontainers.rootfs.overlay"
 _O_PATH_DIR = os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW
 
 # runc's default devices (runtime-spec "Default Devices"), created as nodes in /dev.
@@ -256,11 +258,27 @@ def _host_cgroup_mounts() -> list[tuple[str, str, str]]:
     return list(visible.values())
 
 
-def make_device(rootfd: int, dev: Device) -> None:
+def make_device(rootfd: int, dev: Device, *, bind: bool = False) -> None:
+    """mknod the node; in a user namespace (no mknod there) bind-mount the host's node."""
     parent, name = os.path.split(dev.path)
     kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
     mode = (dev.file_mode if dev.file_mode is not None else 0o666) | kinds[dev.type]
     with _Resolved(rootfd, parent, "dir") as r:
+        if bind:
+            try:
+                os.close(
+                    os.open(
+                        name,
+                        os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                        0o600,
+                        dir_fd=r.fd,
+                    )
+                )
+            except OSError as exc:
+                raise SyscallError("create", dev.path, exc.errno or 0) from exc
+            with _Resolved(rootfd, dev.path) as node:
+                libc.mount(dev.path, node.target, None, libc.MS_BIND, None, dev.path)
+            return
         try:
             os.mknod(name, mode, os.makedev(dev.major, dev.minor), dir_fd=r.fd)
         except FileExistsError:
@@ -313,14 +331,21 @@ def prepare(cfg: Config, *, before_pivot: Callable[[], None], no_pivot: bool) ->
     libc.mount(None, "/", None, propagation, None)
     # pivot_root(2) refuses a new root whose parent mount is shared.
     libc.mount(None, _parent_mount(rootfs), None, libc.MS_PRIVATE, None)
-    libc.mount(rootfs, rootfs, None, libc.MS_BIND | libc.MS_REC, None)
+    overlay = cfg.annotations.get(OVERLAY_ANNOTATION)
+    if overlay is not None:
+        # The engine's image rootfs: overlayfs mounted here, in the container's own mount
+        # namespace, so it vanishes with the container and never shows on the host.
+        libc.mount("overlay", rootfs, "overlay", 0, overlay)
+    else:
+        libc.mount(rootfs, rootfs, None, libc.MS_BIND | libc.MS_REC, None)
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for m in cfg.mounts:
             mount_one(rootfd, m, cfg.bundle)
         dev_is_mounted = any(os.path.normpath(m.destination) == "/dev" for m in cfg.mounts)
+        in_userns = cfg.namespace("user") is not None
         for dev in (*DEFAULT_DEVICES, *cfg.devices):
-            make_device(rootfd, dev)
+            make_device(rootfd, dev, bind=in_userns)
         if dev_is_mounted:
             for target, link in DEV_SYMLINKS:
                 _symlink(rootfd, target, link)

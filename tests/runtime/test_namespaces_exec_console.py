@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import array
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,3 +162,39 @@ def test_console_socket_receives_the_pty_master(
         proc.wait()
         server.close()
     assert output.replace("\r\n", "\n") == "/dev/pts/0\n24 99\ndone\n"
+
+
+def _userns(cfg: dict[str, Any]) -> None:
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+
+@pytest.fixture
+def traversable_rootfs(busybox_rootfs: Path) -> Iterator[Path]:
+    """A rootfs copy whose parent directories a mapped (non-host-root) uid can traverse:
+    pytest's own temporary directories are mode 0700, which the container's root could
+    not pass (runc fails there too)."""
+    base = Path(tempfile.mkdtemp(prefix="pyc-rt-userns-"))
+    try:
+        base.chmod(0o755)
+        shutil.copytree(busybox_rootfs, base / "rootfs", symlinks=True)
+        yield base / "rootfs"
+    finally:
+        shutil.rmtree(base)
+
+
+def test_user_namespace_maps_root_to_an_unprivileged_host_uid(
+    ours: Runtime, runc: Runtime, make_bundle: BundleFactory, traversable_rootfs: Path
+) -> None:
+    probe = "id; cat /proc/self/uid_map; ls -ln /dev/null | awk '{print $1, $5, $6}'"
+    bundle = make_bundle(["sh", "-c", probe], _userns, rootfs=traversable_rootfs)
+    mine, theirs = ours.run(bundle), runc.run(bundle)
+    assert mine.returncode == 0, mine.stderr
+    assert theirs.returncode == 0, theirs.stderr
+    assert mine.stdout == theirs.stdout
+    assert mine.stdout.split("\n")[0] == "uid=0 gid=0"
+    cid, _ = ours.create(make_bundle(["true"], _userns, rootfs=traversable_rootfs))
+    with open(f"/proc/{ours.state(cid)['pid']}/status") as f:
+        uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+    assert uids == ["100000"] * 4  # root inside, an unprivileged uid on the host
