@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,7 @@ def test_signed_image_verifies_with_its_key_and_not_another(
 
 
 def test_signature_has_the_structure_of_the_cosign_vectors(
-    registry: Registry, images: FixtureImages, keys: dict[str, Path]
+    registry: Registry, images: FixtureImages, keys: dict[str, Path], tmp_path: Path
 ) -> None:
     ref = images.push(registry, "busybox", "trust-structure")
     _sign(keys, "alice", ref)
@@ -152,6 +153,19 @@ def test_signature_has_the_structure_of_the_cosign_vectors(
         f"{registry.url}/v2/trust-structure/blobs/{manifest['config']['digest']}"
     ).json()
     assert config["rootfs"] == {"type": "layers", "diff_ids": [layer["digest"]]}
+
+    # An independent implementation checks the crypto: openssl verifies the ECDSA
+    # signature over the exact payload bytes with the public key.
+    work = tmp_path
+    (work / "payload").write_bytes(payload)
+    sig = base64.b64decode(layer["annotations"]["dev.cosignproject.cosign/signature"])
+    (work / "sig.der").write_bytes(sig)
+    cmd = ["openssl", "dgst", "-sha256", "-verify", str(keys["alice.pub"]), "-signature"]
+    ok = subprocess.run([*cmd, str(work / "sig.der"), str(work / "payload")], capture_output=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    (work / "payload").write_bytes(payload.replace(b"critical", b"Critical"))
+    bad = subprocess.run([*cmd, str(work / "sig.der"), str(work / "payload")], capture_output=True)
+    assert bad.returncode != 0
 
 
 def _shape(doc: Any) -> Any:
