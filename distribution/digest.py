@@ -69,7 +69,7 @@ class Digest:
     def verify_bytes(self, data: bytes, *, what: str = "content") -> None:
         got = Digest.of_bytes(data, self.algorithm)
         if got != self:
-            raise DigestMismatch(f"{what}: digest mismatch: expected {self}, content hashes to {got}")
+            raise DigestMismatch(f"{what}: digest mismatch (content hashes to {got})")
 
     def __str__(self) -> str:
         return f"{self.algorithm}:{self.hex}"
