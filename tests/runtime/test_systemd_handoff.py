@@ -1,0 +1,117 @@
+"""The runtime under a real systemd (the throwaway sandbox): `run --detach` in a
+Type=notify unit leaves the container's init as the unit's main PID and no Python
+process behind; systemd then sees the container's own exit status."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.util import eventually
+from pycontainers.runtime import specgen
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from harness.sandbox import Sandbox
+
+pytestmark = [pytest.mark.root, pytest.mark.systemd, pytest.mark.slow]
+
+RUNTIME = str(Path(sys.executable).parent / "pycontainers-runtime")
+STATE = "/run/pyc-rt-test"
+
+
+@pytest.fixture(scope="module")
+def guest_rootfs(sandbox_workdir: Path, busybox_rootfs: Path) -> Path:
+    dest = sandbox_workdir / "runtime-rootfs"
+    if not dest.exists():
+        shutil.copytree(busybox_rootfs, dest, symlinks=True)
+    return dest
+
+
+def _bundle(base: Path, rootfs: Path, script: str) -> Path:
+    bundle = base / f"bundle-{uuid.uuid4().hex[:8]}"
+    bundle.mkdir()
+    bundle.chmod(0o755)
+    cfg: dict[str, Any] = specgen.default_spec()
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = ["sh", "-c", script]
+    cfg["root"] = {"path": str(rootfs), "readonly": True}
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    return bundle
+
+
+def _show(systemd: Sandbox, unit: str, *props: str) -> dict[str, str]:
+    out = systemd.systemctl("show", unit, *(f"--property={p}" for p in props)).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def _start_unit(systemd: Sandbox, unit: str, bundle: Path, cid: str) -> None:
+    systemd.exec(
+        "systemd-run", f"--unit={unit}", "--property=Type=notify",
+        "--property=NotifyAccess=all", "--property=Delegate=yes",
+        f"--property=ExecStopPost={RUNTIME} --root {STATE} delete --force {cid}",
+        RUNTIME, "--root", STATE, "run", "--detach", "--bundle", str(bundle), cid,
+    )  # fmt: skip
+
+
+def _cleanup(systemd: Sandbox, unit: str, cid: str) -> None:
+    systemd.systemctl("kill", "--signal=SIGKILL", unit)
+    systemd.systemctl("stop", unit)
+    systemd.systemctl("reset-failed", unit)
+    systemd.exec(RUNTIME, "--root", STATE, "delete", "--force", cid, check=False)
+
+
+def test_container_init_becomes_the_units_main_pid(
+    systemd: Sandbox, sandbox_workdir: Path, guest_rootfs: Path
+) -> None:
+    cid = f"sd-{uuid.uuid4().hex[:8]}"
+    unit = f"pyc-rt-{cid}.service"
+    bundle = _bundle(sandbox_workdir, guest_rootfs, "trap 'exit 0' TERM; while :; do sleep 1; done")
+    try:
+        _start_unit(systemd, unit, bundle, cid)
+        props = _show(systemd, unit, "MainPID", "ActiveState", "SubState", "ControlGroup")
+        assert (props["ActiveState"], props["SubState"]) == ("active", "running")
+        state = json.loads(systemd.exec(RUNTIME, "--root", STATE, "state", cid).stdout)
+        assert props["MainPID"] == str(state["pid"])
+        comms = systemd.exec(
+            "sh", "-c", f"for p in $(cat /sys/fs/cgroup/systemd{props['ControlGroup']}"
+            "/cgroup.procs $(find /sys/fs/cgroup/systemd" + props["ControlGroup"] +
+            " -mindepth 2 -name cgroup.procs)); do cat /proc/$p/comm; done"
+        ).stdout.split()  # fmt: skip
+        assert comms and not [c for c in comms if c.startswith("python")]
+        systemd.systemctl("stop", unit)
+        eventually(
+            lambda: (
+                systemd.exec(RUNTIME, "--root", STATE, "state", cid, check=False).returncode != 0
+            ),
+            what="ExecStopPost deleted the container",
+        )
+    finally:
+        _cleanup(systemd, unit, cid)
+
+
+def test_systemd_records_the_containers_exit_status(
+    systemd: Sandbox, sandbox_workdir: Path, guest_rootfs: Path
+) -> None:
+    cid = f"sd-{uuid.uuid4().hex[:8]}"
+    unit = f"pyc-rt-{cid}.service"
+    bundle = _bundle(sandbox_workdir, guest_rootfs, "sleep 0.5; exit 3")
+    try:
+        _start_unit(systemd, unit, bundle, cid)
+        props = eventually(
+            lambda: (
+                (p := _show(systemd, unit, "ActiveState", "Result", "ExecMainStatus"))
+                and p["ActiveState"] == "failed"
+                and p
+            ),
+            what="unit failed",
+        )
+        assert (props["Result"], props["ExecMainStatus"]) == ("exit-code", "3")
+    finally:
+        _cleanup(systemd, unit, cid)
