@@ -338,3 +338,26 @@ def test_cosign_key_from_the_library_signs_too(
     capsys.readouterr()
     rc, out = _verify(_policy(tmp_path, registry.host, _keyed(tmp_path / "ed.pub")), ref, capsys)
     assert rc == 0, out
+
+
+def test_sign_and_verify_through_bearer_token_auth(
+    registry_token: Registry,
+    images: FixtureImages,
+    keys: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Signing needs push scope on the repository, verifying pull scope: tokens for both."""
+    reg = registry_token
+    ref = images.push(reg, "busybox", "trust-token")
+    creds = f"--creds={reg.username}:{reg.password}"
+    _sign(keys, "alice", ref, creds)
+    capsys.readouterr()
+    policy = _policy(tmp_path, reg.host, _keyed(keys["alice.pub"]))
+    rc = main(["--policy", str(policy), "image", "verify", creds, f"docker://{ref}"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    no_creds = f"--authfile={tmp_path / 'none.json'}"
+    rc = main(["--policy", str(policy), "image", "verify", no_creds, f"docker://{ref}"])
+    assert rc == 2  # anonymous: the registry refuses, which is an error, not a verdict
+    assert "error:" in capsys.readouterr().err
