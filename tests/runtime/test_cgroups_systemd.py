@@ -31,13 +31,14 @@ out["absolute"] = manager_for("/machine/abs", "abs", rootless=False).paths()
 m = manager_for(None, "ctr", rootless=False)
 m.create()
 try:
+    r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         m.add_pid(os.getpid())
+        os.write(w, b"in")
         signal.pause()
         os._exit(0)
-    while pid not in m.pids():
-        os.sched_yield()
+    os.read(r, 2)
     with open(f"/proc/{pid}/cgroup") as f:
         out["child"] = parse_proc_cgroup(f.read())
     out["paths"] = m.paths()
