@@ -502,3 +502,32 @@ def test_block_io_weight_and_a_file_this_kernel_lacks(container: CgroupManager) 
         pytest.skip("this kernel has blkio.leaf_weight (CFQ)")
     with pytest.raises(CgroupLimitError, match=r"cannot set blkio\.leaf_weight to '200'"):
         container.apply({"blockIO": {"leafWeight": 200}})
+
+
+def test_v1_freezer_and_kill_without_cgroup2(container: CgroupManager) -> None:
+    """The legacy (v1-only) path: no cgroup.kill, no cgroup.freeze; freezer.state instead."""
+    legacy = CgroupManager.from_paths({k: v for k, v in container.paths().items() if k != UNIFIED})
+
+    def scenario() -> dict[str, Any]:
+        r, w = os.pipe()
+
+        def sleeper() -> int:
+            os.write(w, b"in")
+            signal.pause()
+            return 0
+
+        pid = spawn_in(container, sleeper)
+        os.read(r, 2)
+        frozen = legacy.freeze()
+        state = read(legacy.paths()["freezer"], "freezer.state")
+        legacy.kill_all(signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        return {
+            "frozen": frozen,
+            "state": state,
+            "thawed": read(legacy.paths()["freezer"], "freezer.state"),
+            "signal": os.WTERMSIG(status),
+        }
+
+    result = in_driver(scenario)
+    assert result == {"frozen": True, "state": "FROZEN", "thawed": "THAWED", "signal": 9}
