@@ -17,7 +17,7 @@ from pycontainers.distribution import cosign_key
 from pycontainers.distribution.authfile import Credentials
 from pycontainers.distribution.docker_transport import ConnectOptions, open_client
 from pycontainers.distribution.errors import DistributionError
-from pycontainers.distribution.policy import Policy, load_policy
+from pycontainers.distribution.policy import Policy, load_policy, parse_docker_reference
 from pycontainers.distribution.policy_eval import ImageRejected, Verdict, evaluate
 from pycontainers.distribution.reference import ImageRef
 from pycontainers.distribution.registries_conf import RegistriesConf
@@ -101,8 +101,9 @@ def _connect(args: argparse.Namespace) -> ConnectOptions:
     )
 
 
-def _error(msg: str) -> int:
-    print(f"error: {msg}", file=sys.stderr)
+def _error(msg: str | DistributionError) -> int:
+    text = msg.diagnostics() if isinstance(msg, DistributionError) else msg
+    print(f"error: {text}", file=sys.stderr)
     return EXIT_ERROR
 
 
@@ -117,7 +118,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         _write(key_path, cosign_key.encrypt_private_key(key, password), 0o600)
         _write(pub_path, cosign_key.public_key_pem(key), 0o644)
     except DistributionError as exc:
-        return _error(str(exc))
+        return _error(exc)
     except OSError as exc:
         return _error(f"{exc.filename}: {exc.strerror}")
     print(f"private key written to {key_path}\npublic key written to {pub_path}")
@@ -146,7 +147,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             ref = _docker_ref(source)
             verdict = asyncio.run(_verify_remote(policy, ref, as_ref, _connect(args)))
     except DistributionError as exc:
-        return _error(str(exc))
+        return _error(exc)
     print(verdict.explain())
     return 0 if verdict.accepted else EXIT_REJECTED
 
@@ -182,9 +183,12 @@ def cmd_sign(args: argparse.Namespace) -> int:
         except OSError as exc:
             return _error(f"key {args.key}: {exc.strerror}")
         key = cosign_key.decrypt_private_key(pem, password, source=f"key {args.key}")
-        result = asyncio.run(_sign(ref, key, args.sign_identity, _connect(args)))
+        identity = None
+        if args.sign_identity:
+            identity = str(parse_docker_reference(args.sign_identity))
+        result = asyncio.run(_sign(ref, key, identity, _connect(args)))
     except DistributionError as exc:
-        return _error(str(exc))
+        return _error(exc)
     what = "signed" if result.added else "already signed (same signature)"
     print(
         f"{what}: {ref} ({result.manifest_digest}) as {result.signed_identity}\n"

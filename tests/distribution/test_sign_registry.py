@@ -361,3 +361,23 @@ def test_sign_and_verify_through_bearer_token_auth(
     rc = main(["--policy", str(policy), "image", "verify", no_creds, f"docker://{ref}"])
     assert rc == 2  # anonymous: the registry refuses, which is an error, not a verdict
     assert "error:" in capsys.readouterr().err
+
+
+def test_sign_identity_overrides_the_signed_reference(
+    registry: Registry,
+    images: FixtureImages,
+    keys: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A name-only identity (cosign's style) needs matchRepository, as with cosign's vectors."""
+    ref = images.push(registry, "busybox", "trust-identity")
+    _sign(keys, "alice", ref, f"--sign-identity={registry.host}/trust-identity")
+    capsys.readouterr()
+    rc, out = _verify(_policy(tmp_path, registry.host, _keyed(keys["alice.pub"])), ref, capsys)
+    assert rc == 1
+    assert "why: identity mismatch" in out
+    assert f"signed identity '{registry.host}/trust-identity' does not match" in out
+    req = _keyed(keys["alice.pub"], "matchRepository")
+    rc, out = _verify(_policy(tmp_path, registry.host, req), ref, capsys)
+    assert rc == 0, out
