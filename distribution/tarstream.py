@@ -31,6 +31,8 @@ _KNOWN_TYPES = {REGULAR, HARDLINK, SYMLINK, CHARDEV, BLOCKDEV, DIRECTORY, FIFO}
 _ZERO_BLOCK = bytes(BLOCK)
 # Metadata members (pax records, GNU long names) are read into memory: bound them.
 _MAX_META = 1 << 20
+_MAX_ID = 0xFFFFFFFF  # (uid_t)-1 means "no change" to chown(2)
+_MAX_TIME_NS = 1 << 62
 
 
 @dataclass(slots=True)
@@ -256,6 +258,7 @@ class TarReader:
             )
             if pax or self._global:
                 _apply_pax(entry, {**self._global, **pax}, self.what)
+            _check_ranges(entry, self.what)
             pax = {}
             long_name = long_link = None
             if entry.type in (HARDLINK, SYMLINK, DIRECTORY, CHARDEV, BLOCKDEV, FIFO):
@@ -298,8 +301,13 @@ def _apply_pax(entry: TarEntry, records: dict[str, bytes], what: str) -> None:
                 raise MalformedLayer(f"{what}: sparse files are not supported ({entry.name!r})")
         except ValueError:
             raise MalformedLayer(f"{what}: invalid pax record {key!r} for {entry.name!r}") from None
-    if entry.size < 0 or entry.uid < 0 or entry.gid < 0:
-        raise MalformedLayer(f"{what}: negative value in pax records for {entry.name!r}")
+
+
+def _check_ranges(entry: TarEntry, what: str) -> None:
+    if entry.size < 0 or not 0 <= entry.uid < _MAX_ID or not 0 <= entry.gid < _MAX_ID:
+        raise MalformedLayer(f"{what}: size, uid or gid out of range for {entry.name!r}")
+    if not -_MAX_TIME_NS < entry.mtime_ns < _MAX_TIME_NS:
+        raise MalformedLayer(f"{what}: mtime out of range for {entry.name!r}")
 
 
 def _pax_time_ns(value: bytes) -> int:

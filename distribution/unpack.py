@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from pycontainers.distribution.layer_errors import LayerError, UnsafeEntry
+from pycontainers.distribution.layer_errors import LayerError, MalformedLayer, UnsafeEntry
 from pycontainers.distribution.saferoot import InRoot
 from pycontainers.distribution.tarstream import (
     BLOCKDEV,
@@ -152,6 +152,8 @@ class LayerApplier:
                 self._special(parent, base, entry)
         except LayerError:
             raise
+        except (ValueError, OverflowError) as exc:  # NUL in a name, ids or times out of range
+            raise MalformedLayer(f"{self.what}: entry {entry.name!r}: {exc}") from exc
         except OSError as exc:
             raise LayerError(
                 f"{self.what}: entry {entry.name!r}: {exc.strerror or exc} "

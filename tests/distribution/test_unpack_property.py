@@ -130,3 +130,54 @@ def test_corrupted_streams_fail_only_as_layer_errors(flips: list[tuple[int, int]
         before = snapshot(outside)
         run([bytes(data)], root, Mode.FLATTEN, OPENAT2)
         assert snapshot(outside) == before
+
+
+PAX_KEYS = [
+    "path",
+    "linkpath",
+    "size",
+    "uid",
+    "gid",
+    "mtime",
+    "SCHILY.xattr.user.x",
+    "SCHILY.xattr.trusted.overlay.redirect",
+    "LIBARCHIVE.xattr.user.y",
+    "GNU.sparse.major",
+    "comment",
+]
+pax_values = st.one_of(
+    st.sampled_from(["../x", "/etc/passwd", "a/../../b", "-1", "1e9", "99999999999", ""]),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.dictionaries(st.sampled_from(PAX_KEYS), pax_values, max_size=4),
+            st.sampled_from(KINDS),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.sampled_from(list(Mode)),
+)
+def test_random_pax_records_fail_only_as_layer_errors(
+    drawn: list[tuple[dict[str, str], str]], mode: Mode
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root, outside = make_box(tmp)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for i, (pax, kind) in enumerate(drawn):
+                info = tarfile.TarInfo(f"e{i}")
+                info.type = _TYPES[kind]
+                info.linkname = "e0"
+                info.pax_headers = pax
+                data = b"d" * 10 if kind == "file" else b""
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data) if data else None)
+        before = snapshot(outside)
+        run([buf.getvalue()], root, mode, OPENAT2)
+        assert snapshot(outside) == before
