@@ -8,9 +8,9 @@ and from the init never interleave. Messages: ``pid N``, ``userns``, ``hooks``, 
 
 from __future__ import annotations
 
-import json
 import os
 
+from pycontainers.runtime import jsonfast as json
 from pycontainers.runtime.errors import OciRuntimeError
 
 
@@ -57,7 +57,8 @@ class Channel:
         if msg[0] != kind:
             raise ChannelClosed(f"setup channel: expected {kind!r}, got {msg[0]!r}")
         if kind == "go" and msg[1]:
-            self.state = json.loads(msg[1])
+            doc = json.loads(msg[1])
+            self.state = doc if isinstance(doc, dict) else {}
         return msg[1]
 
     def close_read(self) -> None:

@@ -8,9 +8,9 @@ not dataclasses or pydantic: this runs on every container start.
 
 from __future__ import annotations
 
-import json
 import os
 
+from pycontainers.runtime import jsonfast as json
 from pycontainers.runtime.errors import ConfigError
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")

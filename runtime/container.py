@@ -9,11 +9,11 @@ the second fork) and exits; the grandchild is the container's init (see ``init``
 from __future__ import annotations
 
 import errno
-import json
 import os
 import time
 
 from pycontainers.runtime import config as configmod
+from pycontainers.runtime import jsonfast as json
 from pycontainers.runtime import libc, state
 from pycontainers.runtime.channel import Channel
 from pycontainers.runtime.errors import (
@@ -44,6 +44,9 @@ NAMESPACE_FLAGS = {
 # other namespace paths may no longer be reachable).
 _JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 STOP_TIMEOUT = 10.0
+# SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGTERM, SIGWINCH (same numbers on x86_64
+# and aarch64): what a foreground `run` passes on to the container, as runc does.
+FORWARDED_SIGNALS = (1, 2, 3, 10, 12, 15, 28)
 
 
 class CgroupSetupError(OciRuntimeError):
@@ -500,7 +503,10 @@ def run(root: str, container_id: str, bundle: str, opts: CreateOptions, detach: 
     libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
     st = create(root, container_id, bundle, opts)
     try:
-        import signal
+        # _signal, not signal: the latter builds IntEnums at import (milliseconds per start)
+        import importlib
+
+        _signal = importlib.import_module("_signal")
 
         def forward(signum: int, _frame: object) -> None:
             try:  # noqa: SIM105 (contextlib costs import time)
@@ -508,16 +514,8 @@ def run(root: str, container_id: str, bundle: str, opts: CreateOptions, detach: 
             except ProcessLookupError:
                 pass
 
-        for sig in (
-            signal.SIGTERM,
-            signal.SIGINT,
-            signal.SIGHUP,
-            signal.SIGQUIT,
-            signal.SIGUSR1,
-            signal.SIGUSR2,
-            signal.SIGWINCH,
-        ):
-            signal.signal(sig, forward)
+        for sig in FORWARDED_SIGNALS:
+            _signal.signal(sig, forward)
         start(root, container_id)
         while True:
             pid, status = os.waitpid(-1, 0)

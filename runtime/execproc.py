@@ -6,10 +6,10 @@ the process is inside the PID namespace, and sets it up like the init's own proc
 
 from __future__ import annotations
 
-import json
 import os
 
 from pycontainers.runtime import config as configmod
+from pycontainers.runtime import jsonfast as json
 from pycontainers.runtime import libc, state
 from pycontainers.runtime.channel import Channel
 from pycontainers.runtime.errors import ConfigError, IncorrectStatus, OciRuntimeError

@@ -5,8 +5,7 @@ subprocess is imported only when a container has hooks: most starts have none.
 
 from __future__ import annotations
 
-import json
-
+from pycontainers.runtime import jsonfast as json
 from pycontainers.runtime.config import Hook
 from pycontainers.runtime.errors import HookError
 

@@ -9,10 +9,10 @@ time (is the init alive, and is it still the same process?), never trusted from 
 from __future__ import annotations
 
 import enum
-import json
 import os
 import time
 
+from pycontainers.runtime import jsonfast as json
 from pycontainers.runtime.errors import ContainerNotFound, StateError
 
 OCI_VERSION = "1.0.2-dev"
@@ -139,7 +139,7 @@ class ContainerState:
     def save(self) -> None:
         tmp = os.path.join(self.dir, f".{STATE_FILE}.tmp")
         with open(tmp, "w") as f:
-            json.dump(self.data, f)
+            f.write(json.dumps(self.data))
         os.rename(tmp, os.path.join(self.dir, STATE_FILE))
 
 

@@ -90,7 +90,7 @@ PROBES: dict[str, tuple[str, Edit | None, str]] = {
         _top(hostname="box", domainname="example.org"),
         "box\nexample.org\n",
     ),  # runc 1.1 ignores domainname (added in 1.2): checked against the config only
-    "pid namespace": ("echo $$; ps -o pid,comm | wc -l", None, "1\n4\n"),
+    "pid namespace": ("echo $$; ps -o pid,comm >/dev/shm/ps; wc -l </dev/shm/ps", None, "1\n3\n"),
     "default devices": (
         "cd /dev && stat -c '%n %F %t:%T %a' null zero full random urandom tty"
         " && for l in ptmx fd stdin stdout stderr; do readlink $l; done",
