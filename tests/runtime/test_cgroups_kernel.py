@@ -9,14 +9,17 @@ there, and pytest's own children are never touched.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -531,3 +534,84 @@ def test_v1_freezer_and_kill_without_cgroup2(container: CgroupManager) -> None:
 
     result = in_driver(scenario)
     assert result == {"frozen": True, "state": "FROZEN", "thawed": "THAWED", "signal": 9}
+
+
+def _open_errno(path: str) -> int:
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+    except OSError as exc:
+        return exc.errno or 0
+    return 0
+
+
+@pytest.mark.parametrize(
+    ("rules", "expected"),
+    [
+        # runc's default: deny everything, then the standard nodes (added by apply)
+        ([{"allow": False, "access": "rwm"}], {"null": 0, "kmsg": 1, "loop0": 1, "mknod": 0}),
+        # allow everything, then deny reading /dev/kmsg (the last matching rule wins; the
+        # standard nodes are appended after the config's rules, as runc does)
+        (
+            [
+                {"allow": True, "access": "rwm"},
+                {"allow": False, "type": "c", "major": 1, "minor": 11, "access": "r"},
+            ],
+            {"null": 0, "kmsg": 1, "loop0": 0, "mknod": 0},
+        ),
+    ],
+)
+def test_device_rules_on_cgroup2_are_enforced_by_an_ebpf_filter(
+    container: CgroupManager, tmp_path: Path, rules: list[dict[str, Any]], expected: dict[str, int]
+) -> None:
+    """No devices controller on cgroup2: the rules become a BPF_CGROUP_DEVICE program."""
+    v2_only = CgroupManager.from_paths({UNIFIED: container.paths()[UNIFIED]})
+    v2_only.apply({"devices": rules})
+
+    def scenario() -> dict[str, Any]:
+        r, w = os.pipe()
+
+        def probe() -> int:
+            node = tmp_path / "kmsg-node"
+            try:
+                os.mknod(node, 0o600 | stat.S_IFCHR, os.makedev(1, 11))
+                made = 0
+            except OSError as exc:
+                made = exc.errno or 0
+            answers = {
+                "null": _open_errno("/dev/null"),
+                "kmsg": _open_errno("/dev/kmsg"),
+                "loop0": _open_errno("/dev/loop0"),
+                "mknod": made,
+            }
+            os.write(w, json.dumps(answers).encode())
+            return 0
+
+        pid = spawn_in(container, probe)
+        os.close(w)
+        data = os.read(r, 1000)
+        os.waitpid(pid, 0)
+        return dict(json.loads(data))
+
+    result = in_driver(scenario)
+    assert result == {k: errno.EPERM if v else 0 for k, v in expected.items()}
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        [],
+        [{"allow": False, "access": "rwm"}],
+        [
+            {"allow": False, "access": "rwm"},
+            {"allow": True, "type": "b", "major": 7, "access": "r"},
+        ],
+        [
+            {"allow": True, "access": "rwm"},
+            {"allow": False, "type": "c", "minor": 0, "access": "mw"},
+        ],
+    ],
+)
+def test_every_device_program_passes_the_kernel_verifier(
+    container: CgroupManager, rules: list[dict[str, Any]]
+) -> None:
+    cgroups.attach_device_program(container.paths()[UNIFIED], cgroups.device_program(rules))

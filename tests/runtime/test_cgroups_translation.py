@@ -224,3 +224,23 @@ def test_bad_container_ids_and_paths_are_refused() -> None:
         cgroups.manager_for(None, "../x", rootless=False)
     with pytest.raises(CgroupError, match=r"'\.\.' is not allowed"):
         cgroups.manager_for("/a/../../b", "x", rootless=False)
+
+
+def test_device_rules_replay_like_the_v1_controller() -> None:
+    deny_all = {"allow": False, "access": "rwm"}
+    null = {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+    assert cgroups.device_exceptions([]) == (True, [])
+    assert cgroups.device_exceptions([deny_all, null]) == (False, [("c", 1, 3, 7)])
+    # a rule agreeing with the default takes access away from an identical exception
+    no_write = {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "w"}
+    assert cgroups.device_exceptions([deny_all, null, no_write]) == (False, [("c", 1, 3, 3)])
+    # "a" resets; wildcards are None
+    any_char_mknod = {"allow": False, "type": "c", "access": "m"}
+    assert cgroups.device_exceptions([null, {"allow": True}, any_char_mknod]) == (
+        True,
+        [("c", None, None, 1)],
+    )
+    with pytest.raises(CgroupError, match="unknown device type 'x'"):
+        cgroups.device_exceptions([{"allow": True, "type": "x"}])
+    with pytest.raises(CgroupError, match="unknown access 'rx'"):
+        cgroups.device_exceptions([{"allow": True, "type": "c", "access": "rx"}])
