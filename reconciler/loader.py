@@ -278,6 +278,8 @@ def _map_errors(
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             if close:
                 suggested.add((loc[:-1], close[0]))
+            elif nested := _nested_match(loc[:-1], str(loc[-1]), valid):
+                hint = f" (did you mean {nested!r}?)"
             messages.append((loc, f"unknown field {str(loc[-1])!r}{hint}"))
         else:
             messages.append((loc, _message(error)))
@@ -370,6 +372,16 @@ def _walk(
     if unmatched:  # missing keys: name them, though they have no node
         path = ".".join([path, *unmatched]) if path else ".".join(unmatched)
     return node, path
+
+
+def _nested_match(parent: Sequence[str | int], key: str, siblings: list[str]) -> str | None:
+    """``memory`` under spec is ``resources.memory``: look one level down."""
+    for sibling in siblings:
+        inner = _field_names(ContainerDocument, (*parent, sibling))
+        close = difflib.get_close_matches(key, inner, n=1, cutoff=0.8)
+        if close:
+            return f"{sibling}.{close[0]}"
+    return None
 
 
 def _is_union_tag(node: yaml.Node, part: str | int) -> bool:

@@ -58,6 +58,12 @@ def test_misspelled_field_inside_a_mount() -> None:
     ]
 
 
+def test_field_at_the_wrong_level_suggests_where_it_belongs() -> None:
+    assert errors_of(HEADER + "  image: busybox\n  memory: 64Mi\n") == [
+        "web.yaml:7:3: spec.memory: unknown field 'memory' (did you mean 'resources.memory'?)"
+    ]
+
+
 def test_unknown_field_without_a_close_name() -> None:
     assert errors_of(HEADER + "  image: busybox\n  zzzzzz: 1\n") == [
         "web.yaml:7:3: spec.zzzzzz: unknown field 'zzzzzz'"
