@@ -135,18 +135,28 @@ class SystemdBackend:
         with contextlib.suppress(NoSuchUnit):
             await self.manager.reset_failed_unit(name)
         await self.manager.wait_for(
-            name, lambda s: s is None, timeout, what=f"{name} to be collected"
+            name,
+            lambda s: s is None,
+            timeout,
+            what=f"{name} to be unloaded (a unit that still references it keeps it loaded)",
         )
 
     async def stop(self, container: str, timeout: float = 90.0) -> None:
-        """Stop the container; a no-op if its unit is gone. The name is free afterwards."""
+        """Stop the container; a no-op if its unit is gone.
+
+        A failed unit is reset so that its name is free again. The unit may stay loaded
+        (inactive) while other units still reference it, e.g. through ``Requires=``.
+        """
         unit = await self._owned(container)
         if unit is None:
             return
         name = unit.unit
         if unit.status.active_state in ACTIVE_STATES:
             await self.manager.stop_unit(name, timeout=timeout)
-        await self._release(name)
+        status = await self.manager.status_or_none(name)
+        if status is not None and status.active_state == "failed":
+            with contextlib.suppress(NoSuchUnit):
+                await self.manager.reset_failed_unit(name)
 
     async def restart(self, container: str, timeout: float = 90.0) -> ContainerUnit:
         unit = await self._require(container)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -309,7 +309,3 @@ def render_properties(spec: UnitSpec) -> tuple[UnitProperty, ...]:
         props.append(UnitProperty("After", "as", deps))
         props.append(UnitProperty("Requires", "as", deps))
     return tuple(props)
-
-
-def properties_by_name(props: Iterable[UnitProperty]) -> Mapping[str, UnitProperty]:
-    return {p.name: p for p in props}

@@ -23,8 +23,8 @@ from pycontainers.units.errors import NoSuchUnit, SystemdCallError
 
 DBUS = "org.freedesktop.DBus"
 DBUS_PATH = "/org/freedesktop/DBus"
-NO_SUCH_UNIT = "org.freedesktop.systemd1.NoSuchUnit"
-LOAD_FAILED = "org.freedesktop.systemd1.LoadFailed"
+# A unit that is gone: by name (NoSuchUnit) or by a stale object path (UnknownObject)
+GONE = ("org.freedesktop.systemd1.NoSuchUnit", "org.freedesktop.DBus.Error.UnknownObject")
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class Connection:
         if reply.message_type == MessageType.ERROR:
             name = reply.error_name or "org.freedesktop.DBus.Error.Failed"
             text = str(reply.body[0]) if reply.body else name
-            cls = NoSuchUnit if name == NO_SUCH_UNIT else SystemdCallError
+            cls = NoSuchUnit if name in GONE else SystemdCallError
             raise cls(what, name, text[:1].lower() + text[1:].rstrip("."))
         return [plain(v) for v in reply.body]
 

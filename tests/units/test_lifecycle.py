@@ -243,12 +243,24 @@ def test_depends_on_orders_and_requires_the_dependency(
     shown = dict(line.split("=", 1) for line in out.splitlines())
     assert db.unit in shown["After"].split()
     assert db.unit in shown["Requires"].split()
-    # Requires= pulls the dependent down with its dependency
-    systemd.systemctl("stop", db.unit)
-    eventually(
-        lambda: systemd.systemctl("is-active", web.unit).stdout.strip() in ("inactive", "failed"),
-        what="the dependent to stop with its dependency",
-    )
+
+    async def stop_dependency_then_restart_all() -> tuple[str, str]:
+        async with await SystemdBackend.open(system_bus) as backend:
+            await backend.stop(db.container)
+            # Requires= pulled the dependent down with its dependency
+            web_state = await backend.wait_for(
+                web.container, lambda s: s is None or s.active_state != "active", 20
+            )
+            await backend.stop(web.container)
+            await backend.start(db)  # the name is free again once nothing references it
+            await backend.start(web)
+            again = await backend.get(web.container)
+            assert again is not None
+            return web_state.active_state if web_state else "gone", again.status.active_state
+
+    stopped, restarted = run(stop_dependency_then_restart_all())
+    assert stopped in ("inactive", "gone")
+    assert restarted == "active"
 
 
 def test_a_spec_error_sends_nothing(
