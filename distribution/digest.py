@@ -95,12 +95,20 @@ class DigestVerifier:
         self._hash = expected.hasher()
 
     def update(self, chunk: bytes) -> None:
-        self.received += len(chunk)
+        self.account(len(chunk))
+        self._hash.update(chunk)
+
+    def account(self, nbytes: int) -> None:
+        """Count bytes without hashing them (a writer thread hashes); enforce the size."""
+        self.received += nbytes
         if self.size is not None and self.received > self.size:
             raise SizeMismatch(
                 f"{self.what}: more data than the descriptor's size {self.size} "
                 f"(got at least {self.received} bytes)"
             )
+
+    def hash_only(self, chunk: bytes) -> None:
+        """Hash bytes already counted by ``account``."""
         self._hash.update(chunk)
 
     def snapshot(self) -> tuple[int, _Hash]:

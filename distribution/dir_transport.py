@@ -86,7 +86,7 @@ class DirDestination:
         return path.is_file() and path.stat().st_size == desc.size
 
     def blob_writer(self, desc: Descriptor, what: str) -> BlobWriter | None:
-        return BlobWriter(self.root, self.root / desc.digest.hex, desc, what=what)
+        return BlobWriter(self.root, self.root / desc.digest.hex, desc, what=what, background=True)
 
     async def push_blob(
         self, desc: Descriptor, path: Path, source: ImageSource, progress: ProgressFn | None

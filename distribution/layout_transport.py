@@ -116,7 +116,7 @@ class LayoutDestination:
         return self.store.has_blob(desc)
 
     def blob_writer(self, desc: Descriptor, what: str) -> BlobWriter | None:
-        return self.store.blob_writer(desc, what=what)
+        return self.store.blob_writer(desc, what=what, background=True)
 
     async def push_blob(
         self, desc: Descriptor, path: Path, source: ImageSource, progress: ProgressFn | None

@@ -26,8 +26,10 @@ import contextlib
 import fcntl
 import json
 import os
+import queue
 import re
 import secrets
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +58,7 @@ from pycontainers.distribution.manifest import (
 LAYOUT_VERSION = "1.0.0"
 INGEST_DIR = ".ingest"
 _CHUNK = 1 << 20
+_QUEUE_CHUNKS = 256  # at 64 KiB reads: up to 16 MiB in flight per blob
 
 # The ref.name grammar of the image spec (annotations.md), as containers/image and umoci
 # check it: components of alphanumerics joined by -._:@+ or --, separated by '/'.
@@ -139,9 +142,16 @@ class BlobWriter:
     cancelled download) removes the temp file, so nothing unverified stays behind.
     ``truncate`` restarts from zero (a registry ignored our Range request);
     ``offset`` tells a resuming download where to continue.
+
+    With ``background=True`` a thread hashes and writes while the caller (the event
+    loop) keeps receiving: sha256 and write(2) release the GIL, so a download uses a
+    second core the way skopeo's goroutines do. Sizes are still checked in the
+    caller's thread as each chunk arrives, so an oversized blob is cut off at once.
     """
 
-    def __init__(self, tmp_dir: Path, final: Path, desc: Descriptor, *, what: str) -> None:
+    def __init__(
+        self, tmp_dir: Path, final: Path, desc: Descriptor, *, what: str, background: bool = False
+    ) -> None:
         self.final = final
         self.descriptor = desc
         self.what = what
@@ -150,18 +160,61 @@ class BlobWriter:
         self.tmp = tmp_dir / f"{desc.digest.hex}-{secrets.token_hex(6)}"
         self._file: IO[bytes] | None = open(self.tmp, "xb")  # noqa: SIM115 - closed in commit/abort
         self.committed = False
+        self._queue: queue.Queue[bytes | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._worker_error: BaseException | None = None
+        if background:
+            self._queue = queue.Queue(maxsize=_QUEUE_CHUNKS)
+            self._thread = threading.Thread(target=self._work, name=f"blob-{desc.digest.short()}")
+            self._thread.daemon = True
+            self._thread.start()
 
     @property
     def offset(self) -> int:
         return self.verifier.received
 
+    def _work(self) -> None:
+        assert self._queue is not None and self._file is not None
+        file, q = self._file, self._queue
+        while True:
+            item = q.get()
+            try:
+                if item is None:
+                    return
+                if self._worker_error is None:
+                    self.verifier.hash_only(item)
+                    file.write(item)
+            except BaseException as exc:  # reported to the caller on its next call
+                self._worker_error = exc
+            finally:
+                q.task_done()
+
+    def _drain(self) -> None:
+        if self._queue is not None:
+            self._queue.join()
+        if self._worker_error is not None:
+            raise StoreError(f"{self.what}: cannot write {self.tmp}: {self._worker_error}")
+
+    def _stop(self) -> None:
+        if self._thread is not None and self._queue is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
     def write(self, chunk: bytes) -> None:
         assert self._file is not None, "write after commit/abort"
-        self.verifier.update(chunk)
-        self._file.write(chunk)
+        self.verifier.account(len(chunk))
+        if self._queue is not None:
+            if self._worker_error is not None:
+                self._drain()
+            self._queue.put(chunk)
+        else:
+            self.verifier.hash_only(chunk)
+            self._file.write(chunk)
 
     def truncate(self) -> None:
         assert self._file is not None
+        self._drain()
         self._file.seek(0)
         self._file.truncate()
         self.verifier.reset()
@@ -170,6 +223,8 @@ class BlobWriter:
         """Verify digest and size, make durable, and move into place."""
         assert self._file is not None, "commit twice"
         try:
+            self._drain()
+            self._stop()
             self.verifier.verify()
             self._file.flush()
             os.fsync(self._file.fileno())
@@ -185,6 +240,7 @@ class BlobWriter:
         return self.final
 
     def abort(self) -> None:
+        self._stop()
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -315,9 +371,15 @@ class ContentStore:
         with self.open_blob(digest) as f:
             return f.read()
 
-    def blob_writer(self, desc: Descriptor, *, what: str = "") -> BlobWriter:
+    def blob_writer(
+        self, desc: Descriptor, *, what: str = "", background: bool = False
+    ) -> BlobWriter:
         return BlobWriter(
-            self.ingest_dir, self.blob_path(desc.digest), desc, what=what or f"blob {desc.digest}"
+            self.ingest_dir,
+            self.blob_path(desc.digest),
+            desc,
+            what=what or f"blob {desc.digest}",
+            background=background,
         )
 
     def put_bytes(self, data: bytes, media_type: str) -> Descriptor:

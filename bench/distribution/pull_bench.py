@@ -1,0 +1,156 @@
+"""Pull benchmark: ``pycontainers image pull`` vs ``skopeo copy docker://... oci:...``.
+
+Usage (as root, from the repository): ``.venv/bin/python bench/distribution/pull_bench.py
+[--work /dev/shm/pyc-pull-bench] [--rounds 5]``
+
+Builds the ~300 MB three-layer image once (``unpack-fixture.sh``: umoci + GNU tar, no
+project code; 4 x 50 MiB random files, 20,000 small files, whiteouts and an opaque
+directory), starts Debian's docker-registry on 127.0.0.1 with its storage under the work
+directory, pushes the image with skopeo, then per round, alternating which goes first:
+
+* ``pycontainers``  ``pycontainers --root FRESH image pull -q REF`` (a fresh store)
+* ``skopeo``        ``skopeo copy --src-tls-verify=false docker://REF oci:FRESH:big``
+
+Both are timed as whole processes (interpreter start-up included for ours) into fresh
+directories on the same file system; cleanup is not timed. Prints medians, the ratio
+ours/skopeo and MB/s of compressed blob bytes, and writes ``pull_results.json`` here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+PYCONTAINERS = REPO / ".venv" / "bin" / "pycontainers"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_registry(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    data = work / "registry-data"
+    data.mkdir(parents=True, exist_ok=True)
+    conf = work / "registry.yml"
+    conf.write_text(
+        "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {data}\n"
+        "  cache:\n    blobdescriptor: inmemory\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    log = open(work / "registry.log", "ab")  # noqa: SIM115 - lives as long as the registry
+    proc = subprocess.Popen(["docker-registry", "serve", str(conf)], stdout=log, stderr=log)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            return proc, f"127.0.0.1:{port}"
+        except (OSError, urllib.error.URLError):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise SystemExit("docker-registry did not start; see registry.log") from None
+            time.sleep(0.05)
+
+
+def timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def blob_bytes(layout: Path) -> int:
+    return sum(p.stat().st_size for p in (layout / "blobs" / "sha256").iterdir())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/dev/shm/pyc-pull-bench"))
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    work: Path = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    fixture = work / "fixture"
+    subprocess.run(["sh", str(HERE / "unpack-fixture.sh"), str(fixture)], check=True)
+    registry, host = start_registry(work)
+    try:
+        ref = f"{host}/bench/big:latest"
+        subprocess.run(
+            ["skopeo", "copy", "-q", "--dest-tls-verify=false"]
+            + [f"oci:{fixture / 'oci'}:big", f"docker://{ref}"],
+            check=True,
+        )
+        contenders = {
+            "pycontainers": lambda d: [
+                str(PYCONTAINERS),
+                "--root",
+                str(d),
+                "image",
+                "pull",
+                "-q",
+                ref,
+            ],
+            "skopeo": lambda d: [
+                "skopeo",
+                "copy",
+                "-q",
+                "--src-tls-verify=false",
+                f"docker://{ref}",
+                f"oci:{d}:big",
+            ],
+        }
+        times: dict[str, list[float]] = {name: [] for name in contenders}
+        size = 0
+        for rnd in range(args.rounds):
+            order = list(contenders) if rnd % 2 == 0 else list(reversed(contenders))
+            for name in order:
+                dest = work / f"out-{name}"
+                shutil.rmtree(dest, ignore_errors=True)
+                times[name].append(timed(contenders[name](dest)))
+                size = blob_bytes(dest)
+                shutil.rmtree(dest, ignore_errors=True)
+            print(f"round {rnd + 1}: " + ", ".join(f"{n} {times[n][-1]:.2f}s" for n in order))
+    finally:
+        registry.send_signal(signal.SIGTERM)
+        registry.wait(10)
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    ratio = medians["pycontainers"] / medians["skopeo"]
+    mb = size / 1e6
+    print()
+    print(
+        f"| contender | median (s) | MB/s | ratio vs skopeo |  ({args.rounds} rounds, {mb:.0f} MB)"
+    )
+    print("|---|---|---|---|")
+    for name, med in medians.items():
+        print(f"| {name} | {med:.2f} | {mb / med:.0f} | {med / medians['skopeo']:.2f} |")
+    result = {
+        "rounds": args.rounds,
+        "blob_bytes": size,
+        "times": times,
+        "medians": medians,
+        "ratio_pycontainers_over_skopeo": ratio,
+        "work": str(work),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+    (HERE / "pull_results.json").write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
