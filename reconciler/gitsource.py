@@ -35,6 +35,8 @@ class GitSourceConfig:
     """Branch or tag name, or a full ref (refs/heads/x, refs/tags/y)."""
     subdir: str = ""
     """Only read specs below this directory of the repository."""
+    interval: float = 60.0
+    """Seconds between fetches when nothing asks for one sooner (the daemon's timer)."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -32,3 +33,15 @@ class Snapshot:
         for path in sorted(file_errors):
             digest.update(b"e\0" + path.encode() + b"\0" + file_errors[path].encode())
         return "dir:" + digest.hexdigest()[:16]
+
+
+class Source(Protocol):
+    """What the daemon reads desired state from (``DirectorySource``, ``GitSource``).
+
+    ``snapshot()`` never touches the network: a git source is fetched separately
+    (``GitSource.sync()``), so a slow remote never blocks reading the last good revision.
+    """
+
+    def describe(self) -> str: ...
+
+    async def snapshot(self) -> Snapshot: ...

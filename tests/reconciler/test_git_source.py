@@ -152,3 +152,11 @@ def test_a_callers_git_dir_does_not_redirect_the_source(
     hostile = {**env, "GIT_DIR": str(tmp_path / "elsewhere"), "GIT_WORK_TREE": "/"}
     git = GitSource(GitSourceConfig(str(upstream.path)), tmp_path / "cache", env=hostile)
     assert asyncio.run(git.sync()).snapshot.revision == f"git:{commit}"
+
+
+def test_both_sources_satisfy_the_source_protocol(tmp_path: Path, env: dict[str, str]) -> None:
+    from pycontainers.reconciler.dirsource import DirectorySource
+    from pycontainers.reconciler.snapshot import Source
+
+    sources: list[Source] = [DirectorySource(tmp_path), source(tmp_path, env, tmp_path / "x")]
+    assert [s.describe().split()[0] for s in sources] == ["directory", "git"]
