@@ -139,16 +139,14 @@ def exec_process(cfg: Config, process: Process, program: str, env: list[str]) ->
 def preload(cfg: Config, process: Process) -> None:
     """Import now what the steps after pivot_root need: the host's Python library is not
     reachable from inside the new root."""
-    import importlib
-
     if process.rlimits:
-        importlib.import_module("resource")
+        __import__("resource")
     if cfg.hooks:
-        importlib.import_module("pycontainers.runtime.hooks")
-        importlib.import_module("subprocess")
+        __import__("pycontainers.runtime.hooks")
+        __import__("subprocess")
     if cfg.seccomp is not None:
         try:  # noqa: SIM105 (contextlib costs import time)
-            importlib.import_module("pycontainers.runtime.seccomp")
+            __import__("pycontainers.runtime.seccomp")
         except ImportError:
             pass  # reported by load_seccomp, at the point where it is needed
 
