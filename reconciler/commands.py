@@ -76,6 +76,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from pycontainers.reconciler.deployrepo import register as register_deploy_repo
 
     register_deploy_repo(sub)
+    __import__("pycontainers.reconciler.engine_commands").reconciler.engine_commands.register(sub)
 
 
 def _read_paths(paths: list[Path]) -> tuple[dict[str, bytes], dict[str, str], list[str]]:
