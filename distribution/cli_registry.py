@@ -14,6 +14,7 @@ import asyncio
 import getpass
 import json
 import sys
+import traceback
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,9 @@ def _tls_args(p: argparse.ArgumentParser) -> None:
         "--tls-verify",
         choices=("true", "false"),
         default=None,
-        help="false: allow plain http and skip certificate checks (as skopeo)",
+        help="false: allow plain http and skip certificate checks; true: require verified "
+        "https even for localhost (default: verify, except loopback and registries.conf "
+        "insecure registries)",
     )
     p.add_argument("--ca-bundle", help="PEM file of CA certificates to trust")
 
@@ -178,6 +181,8 @@ def _sync(handler: Handler) -> Callable[[argparse.Namespace], int]:
         try:
             return asyncio.run(handler(args))
         except DistributionError as exc:
+            if args.debug:
+                traceback.print_exc()
             _error(exc.diagnostics() if exc.hint else str(exc))
             return 1
         except KeyboardInterrupt:

@@ -36,7 +36,7 @@ from pycontainers.distribution.transports import DockerName, ImageSource, Progre
 class ConnectOptions:
     """How to reach registries: TLS, credentials, retries (CLI flags end up here)."""
 
-    tls_verify: bool | None = None  # None: verify unless registries.conf says insecure
+    tls_verify: bool | None = None  # None: registries.conf decides; loopback is insecure
     ca_bundle: str | None = None
     credentials: Credentials | None = None
     authfile: Path | None = None
@@ -53,9 +53,11 @@ def open_client(ref: ImageRef, opts: ConnectOptions) -> RegistryClient:
         creds = authfile.lookup(
             ref.domain, ref.repository, [opts.authfile] if opts.authfile else None
         )
-    insecure = opts.tls_verify is False or (
-        opts.tls_verify is None and opts.registries.is_insecure(ref.domain)
-    )
+    insecure: bool | None = None  # the client's default: loopback only
+    if opts.tls_verify is not None:
+        insecure = not opts.tls_verify
+    elif opts.registries.is_insecure(ref.domain):
+        insecure = True
     return RegistryClient(
         ref.api_host,
         credentials=creds,

@@ -4,10 +4,11 @@ One ``RegistryClient`` talks to one registry host. It pings ``/v2/`` once to lea
 scheme and the auth challenge, then authenticates every request for the scopes it
 needs (``repository:NAME:pull`` and ``push``), caching tokens (see ``auth.py``).
 
-Scheme: HTTPS with certificate checks always, except for registries marked insecure
-(``insecure=True``, from ``--tls-verify=false`` or registries.conf) and loopback hosts,
-which Docker also treats as insecure: HTTPS without certificate checks first, then plain
-HTTP when HTTPS fails.
+Scheme: HTTPS with certificate checks, except for registries marked insecure
+(``insecure=True``, from ``--tls-verify=false`` or registries.conf) and, unless
+``insecure=False`` is said explicitly (``--tls-verify=true``), loopback hosts, which
+Docker also treats as insecure: HTTPS first (checked against ``ca_bundle`` if one is
+given, else unchecked), then plain HTTP when HTTPS fails.
 
 Faults: connection errors, 5xx and 429 (honouring ``Retry-After``) are retried with
 capped exponential backoff on idempotent requests. Blob downloads hash while streaming
@@ -91,7 +92,7 @@ class RetryPolicy:
 class ClientOptions:
     """Per-registry connection settings."""
 
-    insecure: bool = False
+    insecure: bool | None = None  # None: insecure only for loopback hosts
     ca_bundle: str | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float = 60.0
@@ -179,10 +180,10 @@ class RegistryClient:
         self.auth = Authenticator(host, credentials)
         self._scheme: str | None = None
         verify: ssl.SSLContext | str | bool = True
-        if self._may_use_http():
-            verify = False
-        elif self.options.ca_bundle:
+        if self.options.ca_bundle and not self.options.insecure:
             verify = ssl.create_default_context(cafile=self.options.ca_bundle)
+        elif self._may_use_http():
+            verify = False
         self.http = httpx.AsyncClient(
             verify=verify,
             timeout=httpx.Timeout(self.options.timeout, connect=10.0),
@@ -211,7 +212,9 @@ class RegistryClient:
         return f"{self._scheme}://{self.host}"
 
     def _may_use_http(self) -> bool:
-        return self.options.insecure or is_loopback(self.host)
+        if self.options.insecure is None:
+            return is_loopback(self.host)
+        return self.options.insecure
 
     async def ping(self) -> None:
         """GET /v2/: choose the scheme and learn the auth challenge (once per client)."""
@@ -265,7 +268,7 @@ class RegistryClient:
             try:
                 resp: httpx.Response = await send()
             except httpx.TransportError as exc:
-                if attempt >= policy.attempts:
+                if attempt >= policy.attempts or _is_tls_failure(exc):
                     raise RegistryUnreachable(f"{what}: {_describe(exc)}") from exc
                 await asyncio.sleep(policy.delay(attempt))
                 continue
@@ -689,6 +692,16 @@ def _resumes_at(resp: httpx.Response, start: int) -> bool:
         return unit == "bytes" and int(rest.split("-", 1)[0]) == start
     except ValueError:
         return False
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    """A failed TLS handshake (bad certificate, not TLS at all) does not heal by retrying."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _describe(exc: BaseException) -> str:
