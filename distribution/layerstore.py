@@ -25,12 +25,11 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from pycontainers.distribution.digest import Digest
 from pycontainers.distribution.errors import ManifestError
 from pycontainers.distribution.layer_errors import DiffIDMismatch, LayerError
-from pycontainers.distribution.layerstream import LayerStream, compression_of
+from pycontainers.distribution.layerstream import LayerStream, Readable, compression_of
 from pycontainers.distribution.manifest import (
     ImageConfig,
     ImageIndex,
@@ -120,7 +119,7 @@ def staged_dir(final: Path) -> Iterator[tuple[Path, int]]:
 
 def unpack_stream(
     root_fd: int,
-    src: IO[bytes],
+    src: Readable,
     media_type: str,
     diff_id: Digest,
     options: ApplyOptions,
@@ -160,7 +159,7 @@ class LayerStore:
     def has(self, diff_id: Digest) -> bool:
         return self.path(diff_id).is_dir()
 
-    def ensure(self, src: IO[bytes], media_type: str, diff_id: Digest, *, what: str = "") -> Path:
+    def ensure(self, src: Readable, media_type: str, diff_id: Digest, *, what: str = "") -> Path:
         """The layer's directory, unpacking ``src`` first if it is not there yet."""
         final = self.path(diff_id)
         if final.is_dir():

@@ -23,7 +23,7 @@ import threading
 import zlib
 from collections.abc import Iterator
 from enum import Enum
-from typing import IO
+from typing import Any, Protocol
 
 from pycontainers.distribution.digest import Digest
 from pycontainers.distribution.errors import UnsupportedMediaType
@@ -61,6 +61,65 @@ def compression_of(media_type: str) -> Compression:
         raise UnsupportedMediaType(f"unsupported layer media type {media_type!r}") from None
 
 
+class Readable(Protocol):
+    """What a layer source needs: ``read(n)``; files, pipes and ``FeedStream`` have it."""
+
+    def read(self, n: int = ..., /) -> bytes: ...
+
+
+class FeedStream:
+    """A readable stream fed chunk by chunk from another thread, such as a download loop.
+
+    The unpack reads it while the blob is still arriving, so download, decompression,
+    hashing and extraction overlap. The feeder calls ``feed()`` per chunk and
+    ``finish()`` at the end (with the exception if the download failed); the reader
+    calls ``close()`` when it stops, after which ``feed()`` raises ``BrokenPipeError``
+    instead of blocking on a reader that is gone.
+    """
+
+    def __init__(self, depth: int = 16) -> None:
+        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
+        self._buf = memoryview(b"")
+        self._eof = False
+        self._reader_gone = threading.Event()
+
+    def _put(self, item: bytes | BaseException | None) -> None:
+        while not self._reader_gone.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise BrokenPipeError("the layer unpack stopped reading")
+
+    def feed(self, data: bytes) -> None:
+        if data:
+            self._put(bytes(data))
+
+    def finish(self, error: BaseException | None = None) -> None:
+        self._put(error)
+
+    def read(self, n: int = -1, /) -> bytes:
+        while not self._buf:
+            if self._eof:
+                return b""
+            item = self._queue.get()
+            if item is None:
+                self._eof = True
+                return b""
+            if isinstance(item, BaseException):
+                self._eof = True
+                raise item
+            self._buf = memoryview(item)
+        take = len(self._buf) if n < 0 else min(n, len(self._buf))
+        out = self._buf[:take].tobytes()
+        self._buf = self._buf[take:]
+        return out
+
+    def close(self) -> None:
+        self._reader_gone.set()
+
+
 class _Stop(Exception):
     """The consumer went away; the producer ends quietly."""
 
@@ -75,7 +134,7 @@ class LayerStream:
 
     def __init__(
         self,
-        src: IO[bytes],
+        src: Readable,
         compression: Compression,
         *,
         what: str = "layer",
@@ -201,12 +260,13 @@ class LayerStream:
         if exe is None:
             raise LayerError(f"{self.what}: zstd layers need the `zstd` program (Debian: zstd)")
         fileno: int | None = None
+        src: Any = self.src
         try:
-            if self.src.seekable():
+            if src.seekable():
                 # zstd reads the descriptor itself: start it where the (buffered) file
                 # object logically is, not where its read-ahead left the descriptor.
-                fileno = self.src.fileno()
-                os.lseek(fileno, self.src.tell(), os.SEEK_SET)
+                fileno = src.fileno()
+                os.lseek(fileno, src.tell(), os.SEEK_SET)
         except (OSError, AttributeError, ValueError):
             fileno = None
         feed = fileno is None

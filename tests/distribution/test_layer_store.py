@@ -23,6 +23,7 @@ from pycontainers.distribution.layerstore import (
     default_layers_dir,
     resolve_image,
 )
+from pycontainers.distribution.layerstream import FeedStream
 from pycontainers.distribution.store import ContentStore
 
 TAR = "application/vnd.oci.image.layer.v1.tar"
@@ -203,3 +204,63 @@ def test_device_nodes_only_where_permitted(with_mknod: bool, tmp_path: Path) -> 
         assert (tmp_path / "null").lstat().st_rdev == os.makedev(1, 3)
     else:
         assert result == {"skipped": 1, "names": ["pipe"]}
+
+
+def feeder(stream: FeedStream, data: bytes, *, fail_at: int | None = None) -> threading.Thread:
+    """A stand-in for a download loop: hands the blob over in 512-byte pieces."""
+
+    def run() -> None:
+        try:
+            for pos in range(0, len(data), 512):
+                if fail_at is not None and pos >= fail_at:
+                    stream.finish(ConnectionResetError("registry went away"))
+                    return
+                stream.feed(data[pos : pos + 512])
+            stream.finish()
+        except BrokenPipeError:
+            pass  # the unpack gave up first; a real download would stop here
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_unpack_while_the_blob_arrives(layered: tuple[bytes, Digest], tmp_path: Path) -> None:
+    raw, diff_id = layered
+    stream = FeedStream()
+    thread = feeder(stream, gzip.compress(raw))
+    try:
+        path = LayerStore(tmp_path).ensure(stream, GZIP, diff_id)
+    finally:
+        stream.close()
+        thread.join()
+    assert (path / "data" / "a.txt").read_bytes() == b"alpha\n"
+
+
+def test_failed_download_leaves_no_layer(layered: tuple[bytes, Digest], tmp_path: Path) -> None:
+    raw, diff_id = layered
+    blob = gzip.compress(raw)
+    stream = FeedStream()
+    thread = feeder(stream, blob, fail_at=len(blob) // 2)
+    store = LayerStore(tmp_path)
+    try:
+        with pytest.raises(LayerError, match="registry went away"):
+            store.ensure(stream, GZIP, diff_id)
+    finally:
+        stream.close()
+        thread.join()
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_unpack_releases_the_download(tmp_path: Path) -> None:
+    """The feeder must not block forever once the unpack has stopped reading."""
+    junk = os.urandom(4 << 20)  # not gzip: the unpack fails at once
+    stream = FeedStream(depth=2)
+    thread = feeder(stream, junk)
+    try:
+        with pytest.raises(LayerError):
+            LayerStore(tmp_path).ensure(stream, GZIP, Digest.of_bytes(b""))
+    finally:
+        stream.close()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
