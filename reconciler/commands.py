@@ -149,10 +149,21 @@ def run_validate(args: argparse.Namespace) -> int:
     return 1 if errors or fatal else 0
 
 
+def _emit(text: str) -> None:
+    """Write to stdout; a reader that went away (``| head``) is not an error."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 def run_schema(args: argparse.Namespace) -> int:
     from pycontainers.reconciler.spec import json_schema
 
-    print(json.dumps(json_schema(), indent=2))
+    _emit(json.dumps(json_schema(), indent=2) + "\n")
     return 0
 
 
@@ -196,7 +207,7 @@ def run_diff(args: argparse.Namespace) -> int:
         if args.format == "json"
         else render_text(result, show_unchanged=args.all)
     )
-    sys.stdout.write(output)
+    _emit(output)
     if result.errors:
         return 1
     if args.detailed_exitcode and result.changes:
