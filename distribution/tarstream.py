@@ -53,18 +53,18 @@ class TarEntry:
 
 
 def _octal(field_: bytes, what: str) -> int:
-    if field_ and field_[0] & 0x80:
+    if field_[0] & 0x80:
         # GNU base-256 for values that do not fit the octal field (large sizes, uids).
         value = int.from_bytes(field_[1:], "big")
         if field_[0] & 0x40:
             raise MalformedLayer(f"negative {what} in tar header")
         return value
-    text = field_.split(b"\0", 1)[0].strip(b" ")
-    if not text:
-        return 0
+    text = field_.split(b"\0", 1)[0]
     try:
         return int(text, 8)
     except ValueError:
+        if not text.strip(b" "):
+            return 0
         raise MalformedLayer(f"invalid {what} field {text!r} in tar header") from None
 
 
@@ -253,9 +253,12 @@ class TarReader:
                 size=size,
                 mtime_ns=_octal(block[136:148], "mtime") * 1_000_000_000,
                 linkname=long_link if long_link is not None else _string(block[157:257]),
-                devmajor=_octal(block[329:337], "devmajor"),
-                devminor=_octal(block[337:345], "devminor"),
+                devmajor=0,
+                devminor=0,
             )
+            if typeflag in (CHARDEV, BLOCKDEV):
+                entry.devmajor = _octal(block[329:337], "devmajor")
+                entry.devminor = _octal(block[337:345], "devminor")
             if pax or self._global:
                 _apply_pax(entry, {**self._global, **pax}, self.what)
             _check_ranges(entry, self.what)
