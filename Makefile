@@ -11,7 +11,7 @@ APT_PACKAGES := python3-venv python3-dev git curl dbus iproute2 openssl \
 	systemd-container docker-registry apache2-utils skopeo umoci busybox-static \
 	runc crun uidmap passt zstd libseccomp2 util-linux
 
-.PHONY: test deps lint typecheck pytest apt clean
+.PHONY: test demo deps lint typecheck pytest apt clean
 
 deps: apt $(VENV)/.installed
 
@@ -42,6 +42,10 @@ pytest: deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The whole loop in a throwaway systemd: build, push, pull, run, edit, repair, tear down.
+demo: deps
+	bash packaging/demo/demo.sh
 
 clean:
 	rm -rf $(VENV) build .build *.egg-info .mypy_cache .ruff_cache

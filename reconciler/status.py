@@ -105,7 +105,7 @@ def build_status(
                 "reason": action.reason if action else None,
                 "image": image,
                 "digest": have.image_digest if have and have.unit_exists else None,
-                "activeState": unit.active_state if unit else "gone",
+                "activeState": unit.active_state if unit else _missing_state(action),
                 "subState": unit.sub_state if unit else None,
                 "result": unit.result if unit else None,
                 "mainPid": unit.main_pid if unit and unit.main_pid else None,
@@ -167,13 +167,27 @@ def _note(
     return "nothing to do: " + "; ".join(reasons)
 
 
+def _missing_state(action: Any) -> str:
+    """No unit: a job that ran to its end, or a container that is not there (yet)."""
+    if (
+        action is not None
+        and action.kind is ActionKind.NOTHING
+        and action.reason.startswith("completed")
+    ):
+        return "completed"
+    return "gone"
+
+
 def summary(containers: Sequence[Mapping[str, Any]], revision: str, errors: int) -> str:
     """'4 containers, 3 running, 1 failed, rev 3f2a1c9' (the daemon's STATUS= line)."""
     running = sum(
         1 for c in containers if c["activeState"] in ("active", "activating", "reloading")
     )
+    completed = sum(1 for c in containers if c["activeState"] == "completed")
     failed = sum(1 for c in containers if c["activeState"] == "failed" or c["lastError"])
     parts = [f"{len(containers)} containers", f"{running} running"]
+    if completed:
+        parts.append(f"{completed} completed")
     if failed:
         parts.append(f"{failed} failed")
     held = sum(1 for c in containers if c["desired"] == "held")
