@@ -15,8 +15,12 @@ import stat
 import sys
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from pycontainers.reconciler.errors import ReconcilerError, SpecError
+
+if TYPE_CHECKING:
+    from pycontainers.reconciler.snapshot import Snapshot
 
 
 def default_spec_dir() -> Path:
@@ -64,6 +68,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="read the actual state from a JSON file instead of the units "
         "(until the units layer is wired in, the default is an empty state)",
     )
+    diff.add_argument(
+        "--git",
+        metavar="URL",
+        help="plan from a git repository instead of PATH (fetched into the storage root)",
+    )
+    diff.add_argument("--ref", default="main", help="branch or tag for --git (main)")
+    diff.add_argument("--subdir", default="", help="specs directory inside the --git repository")
     diff.add_argument("--format", choices=("text", "json"), default="text")
     diff.add_argument("--all", action="store_true", help="also list unchanged containers")
     diff.add_argument(
@@ -167,6 +178,21 @@ def run_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _git_snapshot(args: argparse.Namespace) -> Snapshot:
+    from pycontainers.reconciler.gitsource import GitSource, GitSourceConfig, cache_dir_for
+
+    config = GitSourceConfig(args.git, ref=args.ref, subdir=args.subdir)
+    source = GitSource(config, cache_dir_for(Path(args.root), args.git))
+    result = asyncio.run(source.sync())
+    if result.fetch_error is not None:
+        print(
+            f"pycontainers: warning: {result.fetch_error}; planning from the last good "
+            f"revision {result.snapshot.revision}",
+            file=sys.stderr,
+        )
+    return result.snapshot
+
+
 def run_diff(args: argparse.Namespace) -> int:
     from pycontainers.reconciler.actual import (
         ActualStateProvider,
@@ -183,7 +209,9 @@ def run_diff(args: argparse.Namespace) -> int:
         JsonFileActualState(args.actual) if args.actual else EmptyActualState()
     )
     try:
-        if os.path.isdir(path):
+        if args.git:
+            snapshot = _git_snapshot(args)
+        elif os.path.isdir(path):
             from pycontainers.reconciler.dirsource import DirectorySource
 
             snapshot = DirectorySource(path).read_snapshot()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reconciler_testkit import IMAGE, desired_of, document, spec_yaml
 
 
@@ -107,3 +110,33 @@ def test_unreadable_file_from_the_source_is_an_invalid_file() -> None:
     assert [e.format() for e in d.errors] == [
         "big.yaml: file too large (2000000 bytes, limit 1048576)"
     ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    env=st.dictionaries(st.sampled_from(["A", "B", "PORT"]), st.integers(0, 99), max_size=3),
+    memory=st.sampled_from([None, "64Mi", 67108864, "1Gi"]),
+    flow=st.booleans(),
+    sort_keys=st.booleans(),
+    comment=st.booleans(),
+)
+def test_spec_hash_depends_on_meaning_not_layout(
+    env: dict[str, int], memory: object, flow: bool, sort_keys: bool, comment: bool
+) -> None:
+    spec: dict[str, object] = {"env": env}
+    if memory is not None:
+        spec["resources"] = {"memory": memory}
+    doc = document("web", **spec)
+    plain = yaml.safe_dump(doc).encode()
+    styled = yaml.safe_dump(doc, default_flow_style=flow, sort_keys=sort_keys, indent=4).encode()
+    if comment:
+        styled = b"# a comment\n---\n" + styled
+    # Numbers written as strings mean the same thing.
+    stringly = yaml.safe_dump(
+        document("web", **{**spec, "env": {k: str(v) for k, v in env.items()}})
+    ).encode()
+    hashes = {
+        desired_of({name: data}).containers["web"].spec_hash
+        for name, data in (("a.yaml", plain), ("b.yml", styled), ("c.yaml", stringly))
+    }
+    assert len(hashes) == 1

@@ -160,3 +160,27 @@ def test_both_sources_satisfy_the_source_protocol(tmp_path: Path, env: dict[str,
 
     sources: list[Source] = [DirectorySource(tmp_path), source(tmp_path, env, tmp_path / "x")]
     assert [s.describe().split()[0] for s in sources] == ["directory", "git"]
+
+
+def test_diff_plans_from_a_git_repository(
+    tmp_path: Path,
+    env: dict[str, str],
+    upstream: WorkRepo,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pycontainers.reconciler.cli import main
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    commit = upstream.commit({"deploy/web.yaml": spec_yaml(document("web"))})
+    argv = ["--root", str(tmp_path / "storage"), "diff", "--git", str(upstream.path)]
+    assert main([*argv, "--subdir", "deploy"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.startswith(f"plan for git:{commit}: 1 to create")
+    # The remote goes away: the last good revision is planned, with a warning.
+    shutil.rmtree(upstream.path)
+    assert main([*argv, "--subdir", "deploy"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"plan for git:{commit}: 1 to create")
+    assert err.startswith("pycontainers: warning: git fetch failed")
