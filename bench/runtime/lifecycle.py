@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -68,10 +69,16 @@ def _quiet(argv: list[str]) -> None:
                    stderr=subprocess.DEVNULL, check=True)  # fmt: skip
 
 
-def once_run(rt: list[str], bundle: Path, cid: str) -> float:
-    t0 = time.perf_counter()
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def once_run(rt: list[str], bundle: Path, cid: str) -> tuple[float, float]:
+    """(wall, CPU) seconds; CPU counts the runtime and every descendant it reaped."""
+    c0, t0 = _cpu(), time.perf_counter()
     _quiet([*rt, "run", "--bundle", str(bundle), cid])
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, _cpu() - c0
 
 
 def once_split(rt: list[str], bundle: Path, cid: str, pid_file: Path) -> float:
@@ -105,26 +112,35 @@ def main() -> int:
         bundle = build_bundle(base / "bundle")
         rts = runtimes(base / "state")
         results: dict[tuple[str, str], list[float]] = {}
+        cpu: dict[str, list[float]] = {}
         for rt in rts.values():  # warm-up (page cache, pyc files)
             once_run(rt, bundle, "warm")
         for i in range(args.n):
             for name, rt in rts.items():
-                results.setdefault((name, "run"), []).append(once_run(rt, bundle, f"r{i}"))
+                wall, used = once_run(rt, bundle, f"r{i}")
+                results.setdefault((name, "run"), []).append(wall)
+                cpu.setdefault(name, []).append(used)
                 results.setdefault((name, "split"), []).append(
                     once_split(rt, bundle, f"s{i}", base / "pid")
                 )
     print(f"busybox /bin/true, {args.n} sequential iterations each, medians in ms "
           f"(load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cpus)\n")  # fmt: skip
-    header = f"{'runtime':38} {'mode':6} {'median':>8} {'vs runc':>8} {'vs crun':>8}"
+    header = f"{'runtime':38} {'mode':10} {'median':>8} {'vs runc':>8} {'vs crun':>8}"
     print(header)
     print("-" * len(header))
-    for mode in ("run", "split"):
-        runc_med = statistics.median(results[("runc", mode)])
-        crun_med = statistics.median(results[("crun", mode)])
+    series = {(name, f"{mode} wall"): results[(name, mode)] for name, mode in results}
+    series.update({(name, "run CPU"): cpu[name] for name in cpu})
+    for mode in ("run wall", "run CPU", "split wall"):
+        runc_med = statistics.median(series[("runc", mode)])
+        crun_med = statistics.median(series[("crun", mode)])
         for name in rts:
-            med = statistics.median(results[(name, mode)])
-            print(f"{name:38} {mode:6} {med * 1000:8.1f} {med / runc_med:7.2f}x "
+            med = statistics.median(series[(name, mode)])
+            print(f"{name:38} {mode:10} {med * 1000:8.1f} {med / runc_med:7.2f}x "
                   f"{med / crun_med:7.2f}x")  # fmt: skip
+    out = REPO / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    raw = {f"{name} {mode}": values for (name, mode), values in series.items()}
+    (out / "runtime-lifecycle.json").write_text(json.dumps(raw))
     return 0
 
 
