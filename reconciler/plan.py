@@ -223,21 +223,26 @@ def _describe(changes: tuple[FieldChange, ...]) -> str:
     """ "env changed: A, B; image changed" from field paths."""
     groups: dict[str, list[str]] = {}
     for change in changes:
-        for prefix in _KEYED:
-            if change.path.startswith(prefix):
-                group = prefix.rstrip(".").rsplit(".", 1)[1]
-                groups.setdefault(group, []).append(change.path[len(prefix) :])
-                break
+        keyed = next((p for p in _KEYED if change.path.startswith(p)), None)
+        if keyed is not None:
+            group = keyed.rstrip(".").rsplit(".", 1)[1]
+            groups.setdefault(group, []).append(change.path[len(keyed) :])
         else:
-            parts = change.path.split(".")
-            group = ".".join(parts[1:3]) if parts[0] == "spec" and len(parts) > 2 else parts[-1]
-            if parts[0] == "spec" and len(parts) > 1:
-                group = parts[1] if parts[1] not in ("resources", "capabilities") else group
-            groups.setdefault(group, [])
+            groups.setdefault(_field_group(change.path), [])
     return "; ".join(
         f"{group} changed: {', '.join(keys)}" if keys else f"{group} changed"
         for group, keys in groups.items()
     )
+
+
+def _field_group(path: str) -> str:
+    """The name a person knows a field by: ``image``, ``mounts``, ``resources.memory``."""
+    parts = path.split(".")
+    if parts[0] == "spec" and len(parts) > 1:
+        if parts[1] in ("resources", "capabilities"):
+            return ".".join(parts[1:3])
+        return parts[1]
+    return parts[-1]
 
 
 def _short(value: str | None) -> str:
