@@ -343,7 +343,9 @@ class LayerApplier:
                 if stat.S_ISDIR(os.lstat(name, dir_fd=pfd).st_mode):
                     self._set_opaque(target)
                 return
-            os.chown(name, 0, 0, dir_fd=pfd, follow_symlinks=False)
+            if self.opt.preserve_owners:
+                # overlayfs does not care who owns a whiteout; 0:0 is the convention.
+                os.chown(name, 0, 0, dir_fd=pfd, follow_symlinks=False)
             return
         if target in self._upper:
             if target in self._dirs:
