@@ -198,3 +198,26 @@ def test_run_detach_returns_while_the_container_runs(
                     stdout=f, capture_output=False, stderr=f)  # fmt: skip
     assert done.returncode == 0, out.read_text()
     assert ours.state(cid)["status"] == "running"
+
+
+def test_no_pivot_moves_the_rootfs_onto_slash(
+    ours: Runtime, runc: Runtime, make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    bundle = make_bundle(["sh", "-c", "ls /; cat /proc/self/mountinfo | wc -l"])
+    outputs = []
+    for rt in (ours, runc):
+        cid = rt.new_id()
+        done = rt("run", "--no-pivot", "--bundle", str(bundle), cid)
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout.split())
+    assert outputs[0][:-1] == outputs[1][:-1]
+    assert "bin" in outputs[0]
+
+
+def test_time_namespace(ours: Runtime, make_bundle: BundleFactory) -> None:
+    def edit(cfg: dict[str, object]) -> None:
+        cfg["linux"]["namespaces"].append({"type": "time"})  # type: ignore[index]
+
+    done = ours.run(make_bundle(["stat", "-L", "-c", "%i", "/proc/self/ns/time"], edit))
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) != os.stat("/proc/self/ns/time").st_ino

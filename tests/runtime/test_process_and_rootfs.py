@@ -33,6 +33,13 @@ def _all_caps(names: list[str]) -> dict[str, list[str]]:
     }
 
 
+def _linux(**fields: Any) -> Edit:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"].update(fields)
+
+    return edit
+
+
 def _top(**fields: Any) -> Edit:
     def edit(cfg: dict[str, Any]) -> None:
         cfg.update(fields)
@@ -142,7 +149,30 @@ PROBES: dict[str, tuple[str, Edit | None, str]] = {
         ),
         "/scratch tmpfs rw\n/data ext4 ro\nsize=64k,mode=1700\nRead-only file system\n",
     ),
-}
+    "linux.devices": (
+        "stat -c '%n %F %t:%T %a %u:%g' /dev/fuse /dev/loop-control",
+        _linux(
+            devices=[
+                {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229,
+                 "fileMode": 0o600, "uid": 1, "gid": 2},
+                {"path": "/dev/loop-control", "type": "c", "major": 10, "minor": 237},
+            ]
+        ),
+        "/dev/fuse character special file a:e5 600 1:2\n"
+        "/dev/loop-control character special file a:ed 666 0:0\n",
+    ),
+    "sysctl in the new network namespace": (
+        "cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/ping_group_range",
+        _linux(sysctl={"net.ipv4.ip_forward": "1", "net.ipv4.ping_group_range": "0 0"}),
+        "1\n0\t0\n",
+    ),
+    "private root propagation": (
+        "awk '$5 == \"/\" {print ($7 ~ /shared/) ? \"shared\" : \"not-shared\"}'"
+        " /proc/self/mountinfo",
+        _linux(rootfsPropagation="private"),
+        "not-shared\n",
+    ),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", list(PROBES))
