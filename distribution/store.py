@@ -58,7 +58,7 @@ from pycontainers.distribution.manifest import (
 LAYOUT_VERSION = "1.0.0"
 INGEST_DIR = ".ingest"
 _CHUNK = 1 << 20
-_QUEUE_CHUNKS = 256  # at 64 KiB reads: up to 16 MiB in flight per blob
+_QUEUE_CHUNKS = 32  # reads are at most 1 MiB (registry.py): <= 32 MiB in flight per blob
 
 # The ref.name grammar of the image spec (annotations.md), as containers/image and umoci
 # check it: components of alphanumerics joined by -._:@+ or --, separated by '/'.
