@@ -54,7 +54,7 @@ class CgroupSetupError(OciRuntimeError):
 
 
 class CreateOptions:
-    __slots__ = ("console_socket", "no_pivot", "pid_file")
+    __slots__ = ("console_socket", "no_pivot", "pid_file", "seccomp_cache")
 
     def __init__(
         self, pid_file: str | None = None, console_socket: str | None = None, no_pivot: bool = False
@@ -62,6 +62,8 @@ class CreateOptions:
         self.pid_file = pid_file
         self.console_socket = console_socket
         self.no_pivot = no_pivot
+        # compiled seccomp programs, under --root (only root can write there)
+        self.seccomp_cache: str | None = None
 
 
 def _cgroup_manager(cfg: configmod.Config, container_id: str) -> CgroupManager:
@@ -169,7 +171,7 @@ def _child_main(
             try:
                 from pycontainers.runtime import init
 
-                init.run(cfg, ch, fifo_fd, opts.no_pivot, console)
+                init.run(cfg, ch, fifo_fd, opts.no_pivot, console, opts.seccomp_cache)
             except BaseException as exc:
                 ch.send_error(_describe(exc))
             finally:
@@ -227,6 +229,9 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
             os.path.join(cfg.bundle, "config.json"), "process.terminal", "needs --console-socket"
         )
     os.makedirs(root, 0o700, exist_ok=True)
+    if cfg.seccomp is not None and opts.seccomp_cache is None and os.geteuid() == 0:
+        opts.seccomp_cache = os.path.join(root, ".seccomp-cache")
+        os.makedirs(opts.seccomp_cache, 0o700, exist_ok=True)
     st = ContainerState(root, container_id, {})
     try:
         os.mkdir(st.dir, 0o700)

@@ -91,13 +91,14 @@ def exec_in(root: str, container_id: str, a: Args) -> int:
             if manager is not None:
                 manager.add_pid(os.getpid())
             init.preload(cfg, process)
+            compiled = init.prepare_seccomp(cfg, None)
             _join(st.pid)
             pid = os.fork()
             if pid == 0:
                 try:
                     program, env = init.prepare_process(cfg, process)
                     child.close()
-                    init.exec_process(cfg, process, program, env)
+                    init.exec_process(process, program, env, compiled)
                 except BaseException as exc:
                     child.send_error(container._describe(exc))
                 finally:

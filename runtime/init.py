@@ -12,7 +12,7 @@ import os
 
 from pycontainers.runtime import capabilities, channel, libc, rootfs
 from pycontainers.runtime.config import Config, Process
-from pycontainers.runtime.errors import ExecError, SyscallError
+from pycontainers.runtime.errors import ExecError, OciRuntimeError, SyscallError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -111,25 +111,45 @@ def prepare_process(cfg: Config, process: Process) -> tuple[str, list[str]]:
     return program, env
 
 
-def load_seccomp(cfg: Config) -> None:
-    """The one call into the seccomp part: last step before execve (after no_new_privs)."""
+class SeccompSetupError(OciRuntimeError):
+    pass
+
+
+def prepare_seccomp(cfg: Config, cache_dir: str | None) -> object | None:
+    """The seccomp part's first half, while the host's files are visible (before
+    pivot_root or setns): load libseccomp and compile ``linux.seccomp``."""
     if cfg.seccomp is None:
-        return
-    import importlib
-
+        return None
     try:
-        seccomp = importlib.import_module("pycontainers.runtime.seccomp")
-    except ImportError:
-        raise SyscallError("seccomp", "linux.seccomp", 0, "seccomp is not supported yet") from None
-    seccomp.load_filter(cfg.seccomp)
+        from pycontainers.runtime import seccomp
+    except ImportError as exc:
+        raise SeccompSetupError(f"seccomp is not available: {exc}") from exc
+    try:
+        return seccomp.prepare_filter(cfg.seccomp, cache_dir=cache_dir)
+    except Exception as exc:
+        raise SeccompSetupError(f"linux.seccomp: {exc}") from exc
 
 
-def exec_process(cfg: Config, process: Process, program: str, env: list[str]) -> None:
+def load_seccomp(compiled: object | None) -> None:
+    """The second half: install the filter, the last step before execve (after
+    no_new_privs), so the runtime's own setup is never filtered."""
+    if compiled is None:
+        return
+    from pycontainers.runtime import seccomp
+
+    assert isinstance(compiled, seccomp.CompiledFilter)
+    try:
+        seccomp.load_compiled(compiled)
+    except Exception as exc:
+        raise SeccompSetupError(f"linux.seccomp: {exc}") from exc
+
+
+def exec_process(process: Process, program: str, env: list[str], compiled: object | None) -> None:
     umask = process.user.umask
     os.umask(0o022 if umask is None else umask)
     libc.reset_signals()
     libc.close_range_cloexec(3)
-    load_seccomp(cfg)
+    load_seccomp(compiled)
     try:
         os.execve(program, process.args, dict(e.split("=", 1) for e in env if "=" in e))
     except OSError as exc:
@@ -144,21 +164,22 @@ def preload(cfg: Config, process: Process) -> None:
     if cfg.hooks:
         __import__("pycontainers.runtime.hooks")
         __import__("subprocess")
-    if cfg.seccomp is not None:
-        try:  # noqa: SIM105 (contextlib costs import time)
-            __import__("pycontainers.runtime.seccomp")
-        except ImportError:
-            pass  # reported by load_seccomp, at the point where it is needed
 
 
 def run(
-    cfg: Config, ch: channel.Channel, fifo: int, no_pivot: bool, console: ConsoleSocket | None
+    cfg: Config,
+    ch: channel.Channel,
+    fifo: int,
+    no_pivot: bool,
+    console: ConsoleSocket | None,
+    seccomp_cache: str | None = None,
 ) -> None:
     """Set up the container and exec its process; never returns (raises on failure)."""
     process = cfg.process
     assert process is not None
     os.setsid()
     preload(cfg, process)
+    compiled = prepare_seccomp(cfg, seccomp_cache)
     if cfg.namespace("uts") is not None:
         if cfg.hostname:
             libc.sethostname(cfg.hostname)
@@ -194,4 +215,4 @@ def run(
         from pycontainers.runtime import hooks
 
         hooks.run_hooks("startContainer", cfg.hooks["startContainer"], ch.state)
-    exec_process(cfg, process, program, env)
+    exec_process(process, program, env, compiled)

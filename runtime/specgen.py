@@ -88,6 +88,9 @@ def default_spec(*, rootless: bool = False) -> dict[str, object]:
             "options": ["rbind", "nosuid", "noexec", "nodev", "ro"],
         }
         del mounts[6]
+    seccomp = _default_seccomp(DEFAULT_CAPS)
+    if seccomp is not None:
+        linux["seccomp"] = seccomp
     return {
         "ociVersion": "1.0.2-dev",
         "process": {
@@ -108,6 +111,15 @@ def default_spec(*, rootless: bool = False) -> dict[str, object]:
         "mounts": mounts,
         "linux": linux,
     }
+
+
+def _default_seccomp(capabilities: list[str]) -> dict[str, object] | None:
+    """The containers-common default profile, rendered by the seccomp part (when present)."""
+    try:
+        from pycontainers.runtime import seccomp
+    except ImportError:
+        return None
+    return seccomp.default_profile(capabilities)
 
 
 def write_spec(bundle: str, *, rootless: bool = False) -> None:

@@ -70,8 +70,9 @@ def default_root() -> str:
 
 
 def valid_id(container_id: str) -> bool:
-    """runc's rule: letters, digits, ``_+-.``, not ``.``/``..``, so the id is a safe dir name."""
-    if not container_id or container_id in (".", "..") or len(container_id) > 1024:
+    """runc's rule (letters, digits, ``_+-.``), a safe directory name; a leading dot is
+    refused too, so the runtime's own entries under --root (``.seccomp-cache``) are no id."""
+    if not container_id or container_id.startswith(".") or len(container_id) > 1024:
         return False
     return all(c.isascii() and (c.isalnum() or c in "_+-.") for c in container_id)
 

@@ -45,6 +45,7 @@ def build_bundle(base: Path) -> Path:
     cfg["process"]["terminal"] = False
     cfg["process"]["args"] = ["/bin/true"]
     cfg["root"] = {"path": str(rootfs), "readonly": True}
+    cfg["linux"].pop("seccomp", None)  # as `runc spec`: no seccomp profile
     (base / "config.json").write_text(json.dumps(cfg))
     return base
 

@@ -49,6 +49,10 @@ def test_spec_writes_runc_default_config(ours: Runtime, runc: Runtime, tmp_path:
         rt("spec", "--bundle", str(tmp_path / name), check=True)
     mine = json.loads((tmp_path / "ours" / "config.json").read_text())
     theirs = json.loads((tmp_path / "runc" / "config.json").read_text())
+    # beyond runc: the containers-common default seccomp profile (as podman's configs)
+    profile = mine["linux"].pop("seccomp")
+    assert profile["defaultAction"] == "SCMP_ACT_ERRNO"
+    assert any("read" in rule["names"] for rule in profile["syscalls"])
     assert mine == theirs
     again = ours("spec", "--bundle", str(tmp_path / "ours"))
     assert again.returncode == 1 and "file exists" in again.stderr

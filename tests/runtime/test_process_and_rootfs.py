@@ -190,3 +190,30 @@ def test_probe_matches_config_and_runc(
         assert out == expected
     else:
         assert out
+
+
+def test_seccomp_profile_blocks_a_syscall_like_runc(
+    ours: Runtime, runc: Runtime, make_bundle: BundleFactory
+) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"],
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}
+            ],
+        }
+
+    out = _both(ours, runc, make_bundle, "mkdir /dev/shm/x 2>&1 | sed 's/.*: //'; echo ok", edit)
+    assert out == "Permission denied\nok\n"
+
+
+def test_default_spec_profile_runs_a_container(ours: Runtime, make_bundle: BundleFactory) -> None:
+    from pycontainers.runtime import specgen
+
+    profile = specgen.default_spec()["linux"]["seccomp"]  # type: ignore[index]
+    bundle = make_bundle(["sh", "-c", "grep Seccomp: /proc/self/status; ls /bin/busybox"],
+                         lambda cfg: cfg["linux"].update(seccomp=profile))  # fmt: skip
+    done = ours.run(bundle)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Seccomp:\t2\n/bin/busybox\n"  # filter mode, and a program runs
