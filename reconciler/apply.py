@@ -261,7 +261,9 @@ class Applier:
         await asyncio.to_thread(remove_tree, self.paths.container_dir(name))
 
     async def collect_garbage(self, desired: DesiredState, plan: Plan) -> None:
-        """Delete bundles nothing runs from: old ones after a replace, half-written ones."""
+        """Delete bundles nothing runs from: old ones after a replace, half-written ones;
+        and layer unpacks a crash interrupted."""
+        await asyncio.to_thread(self.images.layers.remove_stale)
         try:
             units = {u.container: u for u in await self.backend.list()}
         except UnitError as exc:

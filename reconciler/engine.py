@@ -126,6 +126,8 @@ class Engine:
         self.last_good: DesiredState | None = None
         self.last_snapshot: Snapshot | None = None
         self.digests: dict[str, str] = {}
+        self.collected = False
+        """Whether a pass has collected garbage (half-written bundles, stale layers)."""
 
     async def _snapshot(self, fetch: bool) -> tuple[Snapshot | None, str | None]:
         try:
@@ -184,6 +186,10 @@ class Engine:
         if result.changes:
             outcomes = tuple(await self.applier.apply(result, desired))
             observed = await observe(self.applier.backend, self.paths, observed.actual.suspended)
+        elif not self.collected:
+            # a first pass that changes nothing still clears what a crash left behind
+            await self.applier.collect_garbage(desired, result)
+        self.collected = True
         return self._finish(result, outcomes, observed, desired, source_error, suspension)
 
     def _finish(

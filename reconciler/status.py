@@ -85,7 +85,9 @@ def build_status(
                 last_error_at = _iso(outcome.at)
         elif outcome is not None and outcome.ok:
             last_error, last_error_at = None, None
-        if name in desired.held:
+        suspended = name in observed.actual.suspended
+        held = action is not None and action.kind is ActionKind.HOLD and not suspended
+        if name in desired.held or held:
             state = "held"
         elif want is not None:
             state = "present"
@@ -100,7 +102,7 @@ def build_status(
                 "name": name,
                 "unit": unit_name(name),
                 "desired": state,
-                "heldReason": desired.held[name].reason if name in desired.held else None,
+                "heldReason": action.reason if state == "held" and action else None,
                 "action": str(action.kind) if action else None,
                 "reason": action.reason if action else None,
                 "image": image,
@@ -117,7 +119,7 @@ def build_status(
                 or (record.source_file if record else None),
                 "revision": record.revision if record else None,
                 "specHash": want.spec_hash if want else (have.applied_hash if have else None),
-                "suspended": name in observed.actual.suspended,
+                "suspended": suspended,
                 "lastError": last_error,
                 "lastErrorAt": last_error_at,
                 "retryAt": _iso(retry.next_at) if retry else None,
