@@ -221,3 +221,19 @@ def test_time_namespace(ours: Runtime, make_bundle: BundleFactory) -> None:
     done = ours.run(make_bundle(["stat", "-L", "-c", "%i", "/proc/self/ns/time"], edit))
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) != os.stat("/proc/self/ns/time").st_ino
+
+
+def test_kill_all_signals_every_process_of_the_container(
+    ours: Runtime, make_bundle: BundleFactory
+) -> None:
+    script = "trap 'echo usr1' USR1; sleep 60 & sleep 61 & while :; do wait; done"
+    cid, _ = ours.create(make_bundle(["sh", "-c", script]))
+    ours("start", cid, check=True)
+    pids = eventually(
+        lambda: (p := json.loads(ours("ps", "--format", "json", cid).stdout)) and len(p) == 3 and p,
+        what="three processes",
+    )
+    assert ours("kill", "--all", cid, "USR1").returncode == 0
+    init = ours.state(cid)["pid"]
+    eventually(lambda: all(not _alive(p) for p in pids if p != init), what="sleeps killed")
+    assert _alive(init)  # the init handles USR1; its children died of it
