@@ -33,6 +33,14 @@ def test_pull_ls_rm_prune(
     assert again.stdout.strip() == doc["digest"]
     assert "0 blobs fetched" in again.stderr
 
+    registry.stop()  # a stored image is inspected from the store, without the registry
+    try:
+        local = json.loads(run_cli("image", "inspect", ref).stdout)
+    finally:
+        registry.start()
+    assert local["Digest"] == doc["digest"]
+    assert len(local["Layers"]) == 3
+
     listed = json.loads(run_cli("image", "ls", "--format", "json").stdout)
     assert [(i["name"], i["digest"]) for i in listed] == [(ref, doc["digest"])]
     assert listed[0]["size"] > 0

@@ -74,6 +74,13 @@ def test_skopeo_copies_out_of_our_store_and_back(
         ["umoci", "ls", "--layout", str(store_root)], check=True, capture_output=True, text=True
     ).stdout.split()
     assert set(listed) == {ref, back}
+    stat = subprocess.run(
+        ["umoci", "stat", "--json", "--image", f"{store_root}:{back}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert len(json.loads(stat)["history"]) >= 3
 
 
 @pytest.mark.parametrize("chunk_size", [None, 256 * 1024])

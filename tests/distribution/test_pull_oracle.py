@@ -104,3 +104,55 @@ def test_second_pull_downloads_nothing(
     assert second.copy.fetched == []
     assert sorted(second.copy.present) == sorted(first.copy.fetched)
     assert isinstance(second.copy.manifest.digest, Digest)
+
+
+def _push_docker_format(registry: Registry, images: FixtureImages, tag: str, repo: str) -> str:
+    """Push with skopeo converted to Docker schema 2 (manifest, or manifest list with --all)."""
+    dest = f"{registry.host}/{repo}:v2s2"
+    extra = ["--all"] if tag == "multi" else []
+    cmd = ["skopeo", "copy", "-q", "--dest-tls-verify=false", "--format", "v2s2", *extra]
+    subprocess.run([*cmd, images.ref(tag), f"docker://{dest}"], check=True)
+    return dest
+
+
+@pytest.mark.parametrize("tag", ["layered", "multi"])
+def test_docker_schema2_and_manifest_list_match_skopeo(
+    tag: str,
+    registry: Registry,
+    images: FixtureImages,
+    store_root: Path,
+    connect: ConnectOptions,
+    repo_name: str,
+    tmp_path: Path,
+) -> None:
+    ref = _push_docker_format(registry, images, tag, repo_name)
+    result = asyncio.run(pull(ref, store_root, connect))
+    # skopeo's dir: keeps the manifest as the registry sent it (oci: would convert it)
+    theirs = tmp_path / "skopeo-dir"
+    subprocess.run(
+        ["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}", f"dir:{theirs}"],
+        check=True,
+    )
+    store = ContentStore(store_root)
+    ours = store.resolve(ref)
+    assert store.read_blob(ours.digest) == (theirs / "manifest.json").read_bytes()
+    assert ours.media_type == "application/vnd.docker.distribution.manifest.v2+json"
+    their_blobs = {p.name for p in theirs.iterdir()} - {"manifest.json", "version"}
+    assert _blob_set(store_root) == their_blobs | {ours.digest.hex}
+    if tag == "multi":
+        assert result.copy.source_digest != result.copy.manifest.digest  # the list was resolved
+
+
+def test_pull_by_digest(
+    registry: Registry,
+    images: FixtureImages,
+    store_root: Path,
+    connect: ConnectOptions,
+    repo_name: str,
+) -> None:
+    pushed = images.push(registry, "busybox", repo_name)
+    digest = images.descriptor("busybox")["digest"]
+    by_digest = pushed.rsplit(":", 1)[0] + "@" + digest
+    result = asyncio.run(pull(by_digest, store_root, connect))
+    assert result.name == by_digest
+    assert str(ContentStore(store_root).resolve(by_digest).digest) == digest
