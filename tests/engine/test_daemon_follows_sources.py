@@ -4,16 +4,18 @@ Directory: a dropped file runs, an edit replaces, a delete removes; an invalid f
 its container while the valid ones run; a container stopped by hand comes back; a daemon
 restart adopts running containers (restarts none); SIGTERM leaves them running. Git: a
 commit pushed to the deploy repository does the same. Everything real (registry, pull,
-runtime, systemd 252).
+runtime, systemd 252). Auto-update: a tag that moves in the registry replaces the container.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from engine_testkit import SLEEPER, EngineEnv, nspid, spec_yaml, wait
+from engine_testkit import PYC, REPO, SLEEPER, EngineEnv, nspid, spec_yaml, wait
 
 pytestmark = [pytest.mark.systemd, pytest.mark.root, pytest.mark.registry, pytest.mark.slow]
 
@@ -135,3 +137,36 @@ def test_a_commit_pushed_to_the_deploy_repository_runs_replaces_and_removes(
     (clone / "pushed.yaml").unlink()
     push("remove")
     wait(lambda: "pushed" not in engine.units(), "the pushed removal")
+
+
+def test_auto_update_replaces_a_container_when_its_tag_moves(
+    engine: EngineEnv, spec_dir: Path, write_spec: Callable[[Path, str], Path]
+) -> None:
+    tag = engine.image.replace("busybox:latest", "moving:latest")
+    engine.systemd.exec(
+        PYC, "image", "copy", "-q", f"oci:{engine.work / 'oci'}:busybox", f"docker://{tag}"
+    )
+    extra = "  imagePullPolicy: Always\n"
+    write_spec(spec_dir / "follower.yaml", spec_yaml("follower", SLEEPER, image=tag, extra=extra))
+    engine.install_daemon(str(spec_dir), "--auto-update-interval", "1")
+    engine.start_daemon()
+    wait(lambda: engine.active("follower"), "follower to run")
+    before = engine.container_status("follower")["digest"]
+    first = engine.main_pid("follower")
+
+    variant = engine.work / "oci-variant"
+    subprocess.run(
+        ["bash", str(REPO / "packaging/demo/build-busybox.sh"), str(variant)],
+        env={**os.environ, "BUSYBOX_VARIANT": "2"},
+        check=True,
+        capture_output=True,
+    )
+    engine.systemd.exec(PYC, "image", "copy", "-q", f"oci:{variant}:busybox", f"docker://{tag}")
+    after = wait(
+        lambda: (d := engine.container_status("follower")["digest"]) != before and d,
+        "the container on the new digest",
+    )
+    assert engine.main_pid("follower") != first
+    assert engine.active("follower")
+    events = [e["message"] for e in engine.container_status("follower")["events"]]
+    assert any("image digest changed" in e for e in events), (events, after)
