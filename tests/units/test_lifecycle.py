@@ -22,7 +22,7 @@ from harness.util import eventually
 from pycontainers.units.backend import SystemdBackend
 from pycontainers.units.bus import BusTarget
 from pycontainers.units.errors import JobFailed, UnitSpecError
-from pycontainers.units.manager import UnitStatus
+from pycontainers.units.manager import UnitStatus, describe_exit
 from pycontainers.units.model import Resources, RestartPolicy, UnitSpec, render_properties
 
 Guest = Any  # tests/units/conftest.py: Guest (processes, journal of the sandbox)
@@ -127,6 +127,25 @@ def test_a_crash_is_restarted_on_failure(
     show = systemd.systemctl("show", "-p", "NRestarts", spec.unit).stdout
     assert show.strip() == "NRestarts=1"
     assert "Main process exited, code=killed, status=9/KILL" in guest.journal("-u", spec.unit)
+
+
+def test_the_exit_status_of_the_handed_off_init_is_recorded(
+    system_bus: BusTarget, make_spec: MakeSpec, name: str
+) -> None:
+    """systemd reaps the init (re-parented to it when the runtime exits) and keeps its status."""
+    spec = make_spec(name, "/bin/sh", "-c", "read -t 1 x; exit 3")
+
+    async def scenario() -> UnitStatus | None:
+        async with await SystemdBackend.open(system_bus) as backend:
+            await backend.start(spec)
+            return await backend.wait_for(
+                name, lambda s: s is not None and s.active_state == "failed", 20
+            )
+
+    status = run(scenario())
+    assert status is not None
+    assert (status.result, status.exec_main_status) == ("exit-code", 3)
+    assert describe_exit(status) == "the main process exited with status 3"
 
 
 def test_a_failed_start_reports_systemds_reason(
