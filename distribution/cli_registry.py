@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable, Coroutine
@@ -188,6 +189,11 @@ def _sync(handler: Handler) -> Callable[[argparse.Namespace], int]:
         except KeyboardInterrupt:
             _error("interrupted")
             return 130
+        except BrokenPipeError:
+            # The reader went away (``| head``): stop quietly, as coreutils do.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 141
 
     return run
 
@@ -231,13 +237,12 @@ async def _pull(args: argparse.Namespace) -> int:
 
 
 def _image_size(store: ContentStore, desc: Descriptor) -> int | None:
+    """Bytes of every blob the image uses that is present (all platforms of an index)."""
     try:
-        doc = store.read_manifest(desc)
+        present, _ = store.reachable(desc)
     except (DistributionError, OSError):
         return None
-    if isinstance(doc, ImageManifest):
-        return len(doc.raw) + sum(d.size for d in doc.blobs())
-    return len(doc.raw)
+    return sum(present.values())
 
 
 async def _ls(args: argparse.Namespace) -> int:

@@ -478,36 +478,45 @@ class ContentStore:
         desc.digest.verify_bytes(data, what=label)
         return parse_manifest(data, desc.media_type, what=label)
 
-    def referenced(self) -> tuple[set[Digest], list[tuple[str, Digest]]]:
-        """Every blob reachable from index.json, and (name, digest) of missing ones.
+    def reachable(self, top: Descriptor) -> tuple[dict[Digest, int], list[Digest]]:
+        """Blobs present under ``top`` (digest -> size) and digests of missing ones.
 
         An index may list platforms that were never fetched (a pull keeps one), so
         children of an index that are absent are not reported missing.
         """
+        present: dict[Digest, int] = {}
+        missing: list[Digest] = []
+        stack: list[tuple[Descriptor, bool]] = [(top, True)]
+        while stack:
+            desc, required = stack.pop()
+            if desc.digest in present or desc.digest in missing:
+                continue
+            if not self.has_blob(desc.digest):
+                if required:
+                    missing.append(desc.digest)
+                continue
+            present[desc.digest] = self.blob_path(desc.digest).stat().st_size
+            if desc.media_type not in MANIFEST_TYPES and desc is not top:
+                continue
+            try:
+                doc = self.read_manifest(desc)
+            except (DistributionError, OSError):
+                continue  # fsck reports the corrupt blob itself
+            if isinstance(doc, ImageIndex):
+                stack.extend((m, False) for m in doc.manifests)
+            else:
+                stack.extend((d, True) for d in doc.blobs() if not d.urls)
+        return present, missing
+
+    def referenced(self) -> tuple[set[Digest], list[tuple[str, Digest]]]:
+        """Every blob reachable from index.json, and (name, digest) of missing ones."""
         seen: set[Digest] = set()
         missing: list[tuple[str, Digest]] = []
         for top in self._read_index():
             name = top.annotations.get(ANNOTATION_REF_NAME, str(top.digest))
-            stack: list[tuple[Descriptor, bool]] = [(top, True)]
-            while stack:
-                desc, required = stack.pop()
-                if desc.digest in seen:
-                    continue
-                if not self.has_blob(desc.digest):
-                    if required:
-                        missing.append((name, desc.digest))
-                    continue
-                seen.add(desc.digest)
-                if desc.media_type not in MANIFEST_TYPES and desc is not top:
-                    continue
-                try:
-                    doc = self.read_manifest(desc)
-                except (DistributionError, OSError):
-                    continue  # fsck reports the corrupt blob itself
-                if isinstance(doc, ImageIndex):
-                    stack.extend((m, False) for m in doc.manifests)
-                else:
-                    stack.extend((d, True) for d in doc.blobs() if not d.urls)
+            present, absent = self.reachable(top)
+            seen.update(present)
+            missing.extend((name, d) for d in absent if (name, d) not in missing)
         return seen, missing
 
     def all_blobs(self) -> Iterator[tuple[Digest | None, Path]]:
