@@ -258,9 +258,13 @@ class RegistryClient:
             raise last
 
     async def _retrying(
-        self, send: Callable[[], Any], *, what: str, retry_status: bool = True
+        self, send: Callable[[], Any], *, what: str, retry: bool = True
     ) -> httpx.Response:
-        """Run ``send`` with retries on connection errors, 5xx and 429."""
+        """Run ``send``, retrying connection errors, 5xx and 429 if ``retry``.
+
+        Upload steps pass ``retry=False``: repeating one PATCH of a chunked upload
+        could append twice, so the upload is restarted as a whole by its caller.
+        """
         policy = self.options.retry
         attempt = 0
         while True:
@@ -268,11 +272,11 @@ class RegistryClient:
             try:
                 resp: httpx.Response = await send()
             except httpx.TransportError as exc:
-                if attempt >= policy.attempts or _is_tls_failure(exc):
+                if not retry or attempt >= policy.attempts or _is_tls_failure(exc):
                     raise RegistryUnreachable(f"{what}: {_describe(exc)}") from exc
                 await asyncio.sleep(policy.delay(attempt))
                 continue
-            if retry_status and (resp.status_code >= 500 or resp.status_code == 429):
+            if retry and (resp.status_code >= 500 or resp.status_code == 429):
                 if attempt >= policy.attempts:
                     return resp
                 await asyncio.sleep(policy.delay(attempt, _retry_after(resp)))
@@ -311,7 +315,7 @@ class RegistryClient:
                     params=params,
                 )
 
-            resp = await self._retrying(send, what=what, retry_status=idempotent)
+            resp = await self._retrying(send, what=what, retry=idempotent)
             if resp.status_code == 401 and attempt == 1 and self.auth.learn(resp):
                 self.auth.forget(scopes)
                 continue
