@@ -73,7 +73,7 @@ def make_spec(make_bundle: Callable[..., str]) -> Callable[..., UnitSpec]:
     def make(container: str, *args: str, **overrides: Any) -> UnitSpec:
         spec = UnitSpec(
             container=container,
-            bundle=make_bundle(*(args or ("/bin/sh", "-c", "echo started; exec sleep 600"))),
+            bundle=make_bundle(*(args or ("/bin/sleep", "600"))),
             spec_hash="h-" + container,
             image_digest=DIGEST,
             runtime=RuntimeCommand(path=STAND_IN),

@@ -3,8 +3,9 @@
 
 Used until the real runtime can run a bundle, and to test the unit model without it. It
 takes the runtime's command line, forks the bundle's ``process.args`` as the "container
-init", tells systemd ``MAINPID=<child>`` + ``READY=1`` on $NOTIFY_SOCKET, waits for the
-barrier (so systemd has read the message while the sender still exists) and exits.
+init", and once that has exec'd tells systemd ``MAINPID=<child>`` + ``READY=1`` on
+$NOTIFY_SOCKET, waits for the barrier (so systemd has read the message while the sender
+still exists) and exits.
 """
 
 import array
@@ -50,14 +51,19 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         print(f"stand-in runtime: cannot read bundle {bundle}: {exc.strerror}", file=sys.stderr)
         return 1
+    # Like a real runtime, report READY only once the init runs the container's program:
+    # the close-on-exec pipe reaches EOF at the child's execve.
+    exec_seen, exec_done = os.pipe()
+    os.set_inheritable(exec_done, False)
     pid = os.fork()
     if pid == 0:
+        os.close(exec_seen)
         os.setsid()
-        os.execvpe(
-            process["args"][0],
-            process["args"],
-            {"PATH": "/usr/bin:/bin", **dict(e.split("=", 1) for e in process.get("env", []))},
-        )
+        env = dict(e.split("=", 1) for e in process.get("env", []))
+        os.execvpe(process["args"][0], process["args"], {"PATH": "/usr/bin:/bin", **env})
+    os.close(exec_done)
+    os.read(exec_seen, 1)
+    os.close(exec_seen)
     notify(f"MAINPID={pid}\nREADY=1")
     return 0
 

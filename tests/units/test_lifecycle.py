@@ -46,8 +46,9 @@ def test_start_hands_the_unit_to_the_container_init(
     assert status.running
     assert status.control_group == f"/pycontainers.slice/{unit}"
 
-    # Main PID is the container's init (sleep), re-parented to systemd: no Python stays.
-    assert systemd.exec("cat", f"/proc/{status.main_pid}/comm").stdout.strip() == "sleep"
+    # Main PID is the container's init (sh, then sleep), re-parented to systemd: no
+    # Python stays.
+    eventually(lambda: guest.comm(status.main_pid) == "sleep", what="the init to exec sleep")
     ppid = re.search(
         r"PPid:\s+(\d+)", systemd.exec("cat", f"/proc/{status.main_pid}/status").stdout
     )
@@ -133,7 +134,7 @@ def test_the_exit_status_of_the_handed_off_init_is_recorded(
     system_bus: BusTarget, make_spec: MakeSpec, name: str
 ) -> None:
     """systemd reaps the init (re-parented to it when the runtime exits) and keeps its status."""
-    spec = make_spec(name, "/bin/sh", "-c", "read -t 1 x; exit 3")
+    spec = make_spec(name, "/bin/sh", "-c", "sleep 1; exit 3")
 
     async def scenario() -> UnitStatus | None:
         async with await SystemdBackend.open(system_bus) as backend:
