@@ -11,6 +11,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
 from harness.images import FixtureImages
@@ -22,7 +23,7 @@ from pycontainers.distribution.imagecopy import CopyOptions, CopyResult, copy_im
 from pycontainers.distribution.store import ContentStore
 from pycontainers.distribution.transports import parse_transport_name
 
-from .conftest import Cli
+from .conftest import Cli, FaultInjector
 
 pytestmark = pytest.mark.registry
 
@@ -186,3 +187,27 @@ def test_copy_command_line_json(
     pushed = run_cli("image", "copy", "-q", dest, f"docker://{registry.host}/{repo_name}:cli")
     assert pushed.returncode == 0, pushed.stderr
     assert pushed.stdout.strip() == doc["digest"]
+
+
+def test_push_restarts_an_upload_the_registry_failed(
+    registry: Registry,
+    images: FixtureImages,
+    store_root: Path,
+    connect: ConnectOptions,
+    repo_name: str,
+) -> None:
+    """A 503 on an upload's final PUT (injected: the real registry does not fail on cue)."""
+    failed: list[str] = []
+
+    def fail_first_put(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "PUT" and "/blobs/uploads/" in request.url.path and not failed:
+            failed.append(str(request.url))
+            return httpx.Response(503, content=b"try again")
+        return None
+
+    connect.transport = FaultInjector(before=fail_first_put)
+    dest = f"{registry.host}/{repo_name}:retried"
+    result = _copy(images.ref("busybox"), f"docker://{dest}", store_root, connect)
+    assert failed and len(result.fetched) == 2
+    out = _skopeo("inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{dest}")
+    assert out.strip() == images.descriptor("busybox")["digest"]
