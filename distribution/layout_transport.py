@@ -94,7 +94,7 @@ class LayoutDestination:
     async def open(self) -> LayoutDestination:
         await asyncio.to_thread(self.store.init)
         gc = self.store.gc_lock()
-        await asyncio.to_thread(gc.acquire)
+        await gc.acquire_async()
         self._gc = gc
         return self
 
@@ -103,7 +103,7 @@ class LayoutDestination:
         """Hold the blob's lock: a second writer waits, then finds the blob present."""
         lock = FileLock(self.store.ingest_dir / f"{desc.digest.hex}.lock")
         self.store.ingest_dir.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(lock.acquire)
+        await lock.acquire_async()
         try:
             yield
         finally:

@@ -22,6 +22,7 @@ tagged.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
@@ -90,6 +91,31 @@ class FileLock:
             os.close(fd)
             raise
         self._fd = fd
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free now; never blocks."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    async def acquire_async(self) -> None:
+        """Wait for the lock without blocking the event loop or a worker thread.
+
+        Polling, not a blocking flock in a thread: many tasks waiting on held locks
+        would otherwise fill the default executor, and the holders need it to finish.
+        """
+        delay = 0.005
+        while not self.try_acquire():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     def release(self) -> None:
         if self._fd is not None:

@@ -39,13 +39,11 @@ def test_parallel_pulls_in_one_process_fetch_each_blob_once(
     connect.event_hooks = {"request": [record]}
 
     async def both() -> list[PullResult]:
-        return list(
-            await asyncio.gather(
-                pull(a, store_root, connect),
-                pull(a, store_root, connect),
-                pull(b, store_root, connect),
-            )
-        )
+        # More waiters than the default executor has threads: waiting for a blob lock
+        # must not hold a thread the lock's holder needs to finish.
+        pulls = [pull(a, store_root, connect) for _ in range(10)]
+        pulls += [pull(b, store_root, connect) for _ in range(4)]
+        return list(await asyncio.gather(*pulls))
 
     results = asyncio.run(both())
     layer = images.manifest("busybox")["layers"][0]["digest"]
