@@ -4,7 +4,9 @@
 ``unpack --layers REF`` fills the shared layer store instead and prints the layer
 directories, bottom first. ``build`` makes an image from directories and tarballs.
 Images are named as in skopeo: a bare reference means the local store at ``--root``,
-``oci:DIR[:NAME]`` an OCI layout (NAME defaults to ``latest``).
+``oci:DIR[:NAME]`` an OCI layout (NAME defaults to ``latest``). A short name given to
+``build`` becomes ``localhost/NAME:TAG`` (Podman's convention), so a later run of that
+name can never be mistaken for an image to pull from a registry.
 """
 
 from __future__ import annotations
@@ -87,22 +89,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     build.set_defaults(func=cmd_build)
 
 
-def _store_and_name(ref: str, root: str) -> tuple[ContentStore, str]:
+def _store_and_names(ref: str, root: str) -> tuple[ContentStore, list[str]]:
+    """The store ``ref`` lives in and the names it may have there, preferred first.
+
+    A short name (no registry) names a local build first, ``localhost/NAME:TAG`` as
+    Podman names what it builds, then a pulled ``docker.io/library/NAME:TAG``.
+    """
     if ref.startswith("oci:"):
         path, _, name = ref[len("oci:") :].partition(":")
         if not path:
             raise ImageNotKnown(f"invalid image {ref!r}: oci: needs a directory")
-        return ContentStore(path), name or "latest"
-    return ContentStore(root), str(ImageRef.parse(ref))
+        return ContentStore(path), [name or "latest"]
+    parsed = ImageRef.parse(ref)
+    names = [str(parsed), ref]
+    if parsed.short:
+        names.insert(0, str(ImageRef.parse(f"localhost/{ref}")))
+    return ContentStore(root), names
 
 
-def _find(store: ContentStore, name: str, ref: str) -> str:
-    """The store's name for ``ref``: its normalised form, else the text as given."""
+def _find(store: ContentStore, names: list[str], ref: str) -> str:
     known = {image.name for image in store.images()}
-    if name in known:
-        return name
-    if ref in known:
-        return ref
+    for name in names:
+        if name in known:
+            return name
     raise ImageNotKnown(f"image {ref!r} is not in {store.root}")
 
 
@@ -135,9 +144,9 @@ def cmd_unpack(args: argparse.Namespace) -> int:
         if args.layers == (args.dir is not None):
             print("pycontainers: give either DIR or --layers", file=sys.stderr)
             return 2
-        store, name = _store_and_name(args.ref, args.root)
+        store, names = _store_and_names(args.ref, args.root)
         platform = Platform.parse(args.platform) if args.platform else None
-        image = resolve_image(store, _find(store, name, args.ref), platform)
+        image = resolve_image(store, _find(store, names, args.ref), platform)
         limits = UnpackLimits(max_bytes=args.max_size, max_entries=args.max_entries)
         if args.layers:
             layers_dir = args.layers_dir or default_layers_dir(args.root)
@@ -170,12 +179,12 @@ def cmd_build(args: argparse.Namespace) -> int:
             architecture=args.arch or base.architecture,
             variant=args.variant or (None if args.arch else base.variant),
         )
-        store, name = _store_and_name(args.tag, args.root)
+        store, names = _store_and_names(args.tag, args.root)
         built = build_image(
             args.paths,
             settings,
             store,
-            name,
+            names[0],
             compression=Compression(args.compression),
             epoch=args.source_date_epoch,
         )

@@ -23,7 +23,7 @@ import errno
 import os
 import shutil
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -143,7 +143,7 @@ class LayerApplier:
             elif entry.type == REGULAR:
                 self._file(reader, parent, base, entry)
             elif entry.type == SYMLINK:
-                pfd = self._parent(parent)
+                pfd = self._parent(parent, entry)
                 self._make(pfd, base, lambda: os.symlink(entry.linkname, base, dir_fd=pfd))
                 self._meta_at(pfd, base, entry, symlink=True)
             elif entry.type == HARDLINK:
@@ -169,21 +169,22 @@ class LayerApplier:
                 self._upper_dirs.add(parent)
                 parent = parent.rpartition("/")[0]
 
-    def _parent(self, parent: str) -> int:
+    def _parent(self, parent: str, entry: TarEntry) -> int:
         try:
             return self.root.dir(parent)
         except NotADirectoryError:
             raise LayerError(
-                f"{self.what}: parent {parent!r} exists and is not a directory"
+                f"{self.what}: entry {entry.name!r}: parent {parent!r} is not a directory"
             ) from None
         except FileNotFoundError:
-            raise LayerError(f"{self.what}: parent {parent!r} is a dangling symlink") from None
+            raise LayerError(
+                f"{self.what}: entry {entry.name!r}: parent {parent!r} is a dangling symlink"
+            ) from None
 
     # -- entries ---------------------------------------------------------------------
 
-    def _make(self, pfd: int, base: str, create: object) -> None:
-        """Run ``create`` (a callable), replacing whatever is at ``base`` if needed."""
-        assert callable(create)
+    def _make(self, pfd: int, base: str, create: Callable[[], object]) -> None:
+        """Run ``create``, replacing whatever is at ``base`` if it exists."""
         try:
             create()
         except FileExistsError:
@@ -206,7 +207,7 @@ class LayerApplier:
         return True
 
     def _file(self, reader: TarReader, parent: str, base: str, entry: TarEntry) -> None:
-        pfd = self._parent(parent)
+        pfd = self._parent(parent, entry)
         try:
             fd = os.open(base, _FILE_FLAGS, 0o600, dir_fd=pfd)
         except FileExistsError:
@@ -245,7 +246,7 @@ class LayerApplier:
                 f"{self.what}: entry {entry.name!r}: hard link target {entry.linkname!r} "
                 "does not exist in the layer"
             ) from None
-        pfd = self._parent(parent)
+        pfd = self._parent(parent, entry)
         if tfd == pfd and tbase == base:
             return
         self._make(
@@ -255,7 +256,7 @@ class LayerApplier:
         )
 
     def _special(self, parent: str, base: str, entry: TarEntry) -> None:
-        pfd = self._parent(parent)
+        pfd = self._parent(parent, entry)
         kind = {CHARDEV: stat.S_IFCHR, BLOCKDEV: stat.S_IFBLK, FIFO: stat.S_IFIFO}[entry.type]
         dev = os.makedev(entry.devmajor, entry.devminor) if entry.type != FIFO else 0
         try:
@@ -301,7 +302,7 @@ class LayerApplier:
 
     def _directory(self, path: str, parent: str, base: str, entry: TarEntry) -> None:
         if path:
-            pfd = self._parent(parent)
+            pfd = self._parent(parent, entry)
             try:
                 os.mkdir(base, 0o700, dir_fd=pfd)
             except FileExistsError:
@@ -324,7 +325,7 @@ class LayerApplier:
         self.stats.whiteouts += 1
         if base == OPAQUE_MARKER:
             if self.opt.mode is Mode.OVERLAY:
-                self._parent(parent)
+                self._parent(parent, entry)
                 self._set_opaque(parent)
             else:
                 self._prune_lower(parent)
@@ -334,7 +335,7 @@ class LayerApplier:
             raise UnsafeEntry(f"{self.what}: entry {entry.name!r}: invalid whiteout name")
         target = f"{parent}/{name}" if parent else name
         if self.opt.mode is Mode.OVERLAY:
-            pfd = self._parent(parent)
+            pfd = self._parent(parent, entry)
             try:
                 os.mknod(name, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=pfd)
             except FileExistsError:

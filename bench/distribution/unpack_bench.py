@@ -15,8 +15,10 @@ file system (default tmpfs, as in the issue's figures):
                    filter on Pythons before 3.11.4, which have none)
 
 All are timed as whole processes (interpreter start-up included for ours), and both of
-ours also in-process through the API. Cleanup is not timed. Prints a Markdown table of
-medians, ratios, files/s and MB/s (uncompressed layer bytes), and writes JSON next to it.
+ours also in-process through the API. Cleanup is not timed. CPU time (user + system, all
+threads and children) is recorded beside wall time: it is the steadier figure when other
+work shares the cores. Prints a Markdown table of medians, ratios, files/s and MB/s
+(uncompressed layer bytes), and writes JSON to bench/results/unpack.json.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import argparse
 import gzip
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -70,13 +73,22 @@ def layer_facts(layout: Path) -> tuple[list[Path], int, int]:
     return blobs, size, entries
 
 
-def timed(run: Callable[[Path], object], dest: Path) -> float:
+def _cpu() -> float:
+    """CPU seconds of this process (all threads) and its waited-for children."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime
+
+
+def timed(run: Callable[[Path], object], dest: Path) -> tuple[float, float]:
+    """(wall, cpu) seconds of one run; cleanup is not timed."""
     shutil.rmtree(dest, ignore_errors=True)
+    cpu = _cpu()
     start = time.perf_counter()
     run(dest)
     took = time.perf_counter() - start
+    cpu = _cpu() - cpu
     shutil.rmtree(dest, ignore_errors=True)
-    return took
+    return took, cpu
 
 
 def main() -> int:
@@ -143,25 +155,31 @@ def main() -> int:
         contenders[label] = py_tarfile
     names = list(contenders)
     times: dict[str, list[float]] = {n: [] for n in names}
+    cpus: dict[str, list[float]] = {n: [] for n in names}
     for r in range(args.rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
-            times[name].append(timed(contenders[name], out / name.replace(" ", "_")))
+            wall, cpu = timed(contenders[name], out / name.replace(" ", "_"))
+            times[name].append(wall)
+            cpus[name].append(cpu)
         print(
             f"round {r + 1}: " + ", ".join(f"{n} {times[n][-1]:.2f}s" for n in names),
             file=sys.stderr,
         )
 
     med = {n: statistics.median(t) for n, t in times.items()}
+    cpu = {n: statistics.median(t) for n, t in cpus.items()}
     rows = [
-        "| contender | median s | vs umoci | vs GNU tar | files/s | MB/s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| contender | median wall s | vs umoci | vs GNU tar | files/s | MB/s "
+        "| median CPU s | CPU vs umoci | CPU vs GNU tar |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for n in names:
         rows.append(
             f"| {n} | {med[n]:.2f} | {med[n] / med['umoci']:.2f}x | "
             f"{med[n] / med['gnu-tar']:.2f}x | {entries / med[n]:,.0f} | "
-            f"{size / med[n] / 1e6:.0f} |"
+            f"{size / med[n] / 1e6:.0f} | {cpu[n]:.2f} | {cpu[n] / cpu['umoci']:.2f}x | "
+            f"{cpu[n] / cpu['gnu-tar']:.2f}x |"
         )
     print(
         f"image: 3 layers, {entries} entries, {size / 1e6:.0f} MB uncompressed; "
@@ -170,7 +188,18 @@ def main() -> int:
     print("\n".join(rows))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
-        json.dumps({"entries": entries, "bytes": size, "times": times, "median": med}, indent=1)
+        json.dumps(
+            {
+                "entries": entries,
+                "bytes": size,
+                "wall": times,
+                "cpu": cpus,
+                "median_wall": med,
+                "median_cpu": cpu,
+                "load_after": os.getloadavg(),
+            },
+            indent=1,
+        )
     )
     return 0
 

@@ -243,7 +243,7 @@ def test_cli_build_then_unpack(
     digest = capsys.readouterr().out.strip()
     assert main(argv) == 0
     assert capsys.readouterr().out.strip() == digest  # rebuilt: same digest
-    assert [i.name for i in ContentStore(root).images()] == ["docker.io/library/bbcli:latest"]
+    assert [i.name for i in ContentStore(root).images()] == ["localhost/bbcli:latest"]
 
     assert main(["--root", str(root), "image", "unpack", "bbcli", str(tmp_path / "flat")]) == 0
     assert "unpacked bbcli" in capsys.readouterr().out
