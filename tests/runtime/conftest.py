@@ -53,6 +53,12 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
 
 
+@pytest.fixture(scope="session")
+def rootfs_factory(busybox_rootfs: Path) -> Callable[[Path], Path]:
+    """build_rootfs(dest): a fresh busybox rootfs at ``dest`` (for tests' own places)."""
+    return build_rootfs
+
+
 def base_config(rootfs: Path, args: list[str]) -> dict[str, Any]:
     cfg = specgen.default_spec()
     cfg["process"]["terminal"] = False
@@ -91,10 +97,13 @@ def make_bundle(tmp_path: Path, busybox_rootfs: Path) -> BundleFactory:
 
 @pytest.fixture
 def private_rootfs(tmp_path: Path, busybox_rootfs: Path) -> Path:
-    """A copy of the rootfs a test may change (symlinks planted, files added)."""
-    dest = tmp_path / "private-rootfs"
-    shutil.copytree(busybox_rootfs, dest, symlinks=True)
-    return dest
+    """A fresh rootfs a test may change (symlinks planted, files added).
+
+    Built anew, never copied from the shared one: containers without a /dev mount get
+    their device nodes in the shared rootfs, and copying /dev/zero or /dev/full as a
+    file never ends.
+    """
+    return build_rootfs(tmp_path / "private-rootfs")
 
 
 class Runtime:

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -171,14 +171,14 @@ def _userns(cfg: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def traversable_rootfs(busybox_rootfs: Path) -> Iterator[Path]:
+def traversable_rootfs(rootfs_factory: Callable[[Path], Path]) -> Iterator[Path]:
     """A rootfs copy whose parent directories a mapped (non-host-root) uid can traverse:
     pytest's own temporary directories are mode 0700, which the container's root could
     not pass (runc fails there too)."""
     base = Path(tempfile.mkdtemp(prefix="pyc-rt-userns-"))
     try:
         base.chmod(0o755)
-        shutil.copytree(busybox_rootfs, base / "rootfs", symlinks=True)
+        rootfs_factory(base / "rootfs")
         yield base / "rootfs"
     finally:
         shutil.rmtree(base)

@@ -5,9 +5,9 @@ process behind; systemd then sees the container's own exit status."""
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,10 @@ STATE = "/run/pyc-rt-test"
 
 
 @pytest.fixture(scope="module")
-def guest_rootfs(sandbox_workdir: Path, busybox_rootfs: Path) -> Path:
+def guest_rootfs(sandbox_workdir: Path, rootfs_factory: Callable[[Path], Path]) -> Path:
     dest = sandbox_workdir / "runtime-rootfs"
     if not dest.exists():
-        shutil.copytree(busybox_rootfs, dest, symlinks=True)
+        rootfs_factory(dest)
     return dest
 
 
