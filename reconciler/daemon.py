@@ -40,7 +40,7 @@ log = logging.getLogger("pycontainers.daemon")
 
 # Unit properties whose change means a container's state changed (not just a timestamp).
 STATE_PROPERTIES = frozenset({"ActiveState", "SubState", "Result", "MainPID", "LoadState"})
-SETTLE = 0.1
+SETTLE = 0.02
 """Seconds to let a burst of inputs arrive before a pass (our own start/stop emit many)."""
 STUCK_AFTER = 900.0
 """A pass running longer than this stops the watchdog pings, so systemd restarts us."""
@@ -105,7 +105,7 @@ class Daemon:
         while not self.stopping.is_set():
             try:
                 async for paths in DirectoryWatcher(
-                    self.spec_dir, step_ms=50, debounce_ms=500
+                    self.spec_dir, step_ms=20, debounce_ms=500
                 ).changes(self.stopping):
                     self.mark(f"files changed: {', '.join(sorted(paths)[:5])}")
             except (ReconcilerError, OSError) as exc:

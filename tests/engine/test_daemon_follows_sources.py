@@ -170,3 +170,28 @@ def test_auto_update_replaces_a_container_when_its_tag_moves(
     assert engine.active("follower")
     events = [e["message"] for e in engine.container_status("follower")["events"]]
     assert any("image digest changed" in e for e in events), (events, after)
+
+
+def test_a_container_failed_past_its_restart_policy_is_started_again(
+    engine: EngineEnv, spec_dir: Path, write_spec: Callable[[Path, str], Path]
+) -> None:
+    # fails its first 6 starts: systemd's own restarts give up (start-limit-hit after 5),
+    # then the daemon starts it again, with backoff, until it runs
+    script = (
+        "n=$(cat /data/n 2>/dev/null || echo 0); n=$((n + 1)); echo $n > /data/n; "
+        'echo "attempt $n"; [ "$n" -gt 6 ] || exit 1; ' + SLEEPER
+    )
+    extra = "  mounts: [{type: volume, source: flaky-data, target: /data}]\n"
+    write_spec(spec_dir / "flaky.yaml", spec_yaml("flaky", script, extra=extra))
+    engine.install_daemon(str(spec_dir))
+    engine.start_daemon()
+    wait(lambda: "attempt 7" in engine.journal("flaky"), "flaky to get through", timeout=60)
+    wait(lambda: engine.active("flaky"), "flaky to run")
+    status = wait(
+        lambda: (s := engine.container_status("flaky"))["action"] == "nothing" and s,
+        "a quiet pass",
+    )
+    messages = [e["message"] for e in status["events"]]
+    assert any("failed" in m for m in messages), messages  # the failures were recorded
+    assert any(m.startswith("repaired (unit failed") for m in messages), messages
+    assert status["lastError"] is None
