@@ -250,9 +250,9 @@ class RegistryClient:
                 self._scheme = scheme
                 return
             assert last is not None
-            if not self._may_use_http():
+            if not self._may_use_http() and _is_tls_failure(last):
                 raise InsecureRegistry(
-                    f"registry {self.host}: https failed ({last}); "
+                    f"registry {self.host}: https failed ({_root_cause(last)}); "
                     "plain http is only used for registries marked insecure"
                 ) from last
             raise last
@@ -706,6 +706,13 @@ def _is_tls_failure(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost error's text: what actually failed, without our own wrapping."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return str(exc) or type(exc).__name__
 
 
 def _describe(exc: BaseException) -> str:
