@@ -40,8 +40,11 @@ class ConsoleSocket:
             raise SyscallError("connect console socket", path, exc.errno or 0) from exc
         return cls(sock.detach(), path)
 
-    def attach(self, process: Process) -> None:
-        """Open a pty in the container, hand its master over, make the slave our terminal."""
+    def attach(self, process: Process, *, mount_console: bool = True) -> None:
+        """Open a pty in the container, hand its master over, make the slave our terminal.
+
+        The init also bind-mounts the slave on /dev/console; an exec'd process does not.
+        """
         import fcntl
         import socket
         import struct
@@ -56,9 +59,11 @@ class ConsoleSocket:
             if process.console_size is not None:
                 rows, cols = process.console_size
                 fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-            if not os.path.exists("/dev/console"):
-                os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-            libc.mount(name, "/dev/console", None, libc.MS_BIND, None)
+            if mount_console:
+                if not os.path.exists("/dev/console"):
+                    flags = os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC
+                    os.close(os.open("/dev/console", flags, 0o600))
+                libc.mount(name, "/dev/console", None, libc.MS_BIND, None)
             sock = socket.socket(fileno=self.fd)
             try:
                 sock.sendmsg(

@@ -75,8 +75,8 @@ def exec_in(root: str, container_id: str, a: Args) -> int:
     if not status.can_exec():
         raise IncorrectStatus(container_id, status.value, "exec in")
     process = process_for(st, a)
-    if process.terminal:
-        raise ConfigError("exec", "process.terminal", "--tty is not supported yet")
+    if process.terminal and not a.get("console-socket"):
+        raise ConfigError("exec", "process.terminal", "--tty needs --console-socket")
     cfg = configmod.parse(st.config, st.bundle, os.path.join(st.bundle, "config.json"))
     manager = container._cgroup_from_state(st)
     detach = a.flag("detach")
@@ -92,10 +92,18 @@ def exec_in(root: str, container_id: str, a: Args) -> int:
                 manager.add_pid(os.getpid())
             init.preload(cfg, process)
             compiled = init.prepare_seccomp(cfg, None)
+            console = None
+            if process.terminal:
+                from pycontainers.runtime.console import ConsoleSocket
+
+                console = ConsoleSocket.connect(str(a.get("console-socket")))
             _join(st.pid)
             pid = os.fork()
             if pid == 0:
                 try:
+                    if console is not None:
+                        os.setsid()
+                        console.attach(process, mount_console=False)
                     program, env = init.prepare_process(cfg, process)
                     child.close()
                     init.exec_process(process, program, env, compiled)

@@ -198,3 +198,36 @@ def test_user_namespace_maps_root_to_an_unprivileged_host_uid(
     with open(f"/proc/{ours.state(cid)['pid']}/status") as f:
         uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
     assert uids == ["100000"] * 4  # root inside, an unprivileged uid on the host
+
+
+def test_exec_tty_hands_a_new_pty_to_the_console_socket(
+    ours: Runtime, make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    # (runc 1.1 keeps a foreground `exec --tty` pty to itself and never uses the socket,
+    # so there is no oracle here)
+    rt, which = ours, "ours"
+    cid, _ = rt.create(make_bundle(["sleep", "60"]))
+    rt("start", cid, check=True)
+    sock_path = tmp_path / f"exec-{which}.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(sock_path))
+    server.listen(1)
+    server.settimeout(20)
+    proc = subprocess.Popen(
+        [*rt.argv, "--root", str(rt.root), "exec", "--tty", "--console-socket", str(sock_path),
+         cid, "sh", "-c", "tty; echo $$"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _, master = _receive_fd(server)
+        output = _read_all(master).decode().replace("\r\n", "\n")
+        os.close(master)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+    finally:
+        proc.kill()
+        proc.wait()
+        server.close()
+    tty, pid = output.split()
+    assert tty.startswith("/dev/pts/")
+    assert int(pid) > 1
