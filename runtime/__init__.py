@@ -1,5 +1,19 @@
 """The built-in OCI runtime (``pycontainers-runtime``), runc-compatible.
 
 Start latency matters here: this package is imported once per container start, so
-nothing in it may import pydantic, httpx, dbus-next or asyncio on the start path.
+nothing in it may import pydantic, httpx, dbus-next or asyncio on the start path (nor
+argparse, json's regex machinery, enum or typing: see bench/README.md).
+
+Process model (runc's, see ``container`` and ``init``): ``create`` forks an intermediate
+child that joins or creates the namespaces and forks the container's init (PID 1 of a
+new PID namespace); the init sets up the rootfs and credentials, reports ``ready`` over
+a pipe and blocks on ``<root>/<id>/exec.fifo`` until ``start`` opens it, then execs the
+program. State lives under ``--root`` so any later process can ``state``/``kill``/
+``delete``.
+
+Under systemd, a unit runs ``pycontainers-runtime run --detach --bundle DIR ID`` with
+``Type=notify`` and ``NotifyAccess=all`` (and ``ExecStopPost=pycontainers-runtime delete
+--force ID``): the runtime sends ``MAINPID=<container init>``, ``READY=1`` and a
+``BARRIER=1`` and exits, so the container's init is the unit's main process and no
+Python process stays behind.
 """
