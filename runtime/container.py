@@ -270,6 +270,8 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
             _reap(middle)
         st.data["pid"] = init_pid
         st.data["pid_start"] = state.process_start_time(init_pid)
+        if opts.pid_file:
+            st.data["pid_file"] = os.path.abspath(opts.pid_file)
         st.save()
         if opts.pid_file:
             _write_pid_file(opts.pid_file, init_pid)
@@ -336,6 +338,16 @@ def _remove_state(st: ContainerState, manager: CgroupManager | None) -> None:
             manager.destroy()
         except Exception as exc:
             raise CgroupSetupError(f"cgroup: {exc}") from exc
+    pid_file = st.data.get("pid_file")
+    if isinstance(pid_file, str):
+        # only our own pid file: if someone rewrote it since, it is no longer ours
+        try:
+            with open(pid_file) as f:
+                ours = f.read().strip() == str(st.pid)
+            if ours:
+                os.unlink(pid_file)
+        except OSError:
+            pass
     for name in os.listdir(st.dir) if os.path.isdir(st.dir) else ():
         os.unlink(os.path.join(st.dir, name))
     try:  # noqa: SIM105 (contextlib costs import time)

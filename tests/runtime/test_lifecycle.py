@@ -59,6 +59,7 @@ def test_create_leaves_init_waiting_then_start_runs_it(
     eventually(lambda: ours.state(cid)["status"] == "stopped", what="stopped")
     assert ours.state(cid)["pid"] == 0
     assert ours("delete", cid).returncode == 0
+    assert not pid_file.exists()  # delete removes what create made, the pid file too
     gone = ours("state", cid)
     assert gone.returncode != 0
     assert "does not exist" in gone.stderr
