@@ -22,7 +22,7 @@ from harness.util import eventually
 from pycontainers.units.backend import SystemdBackend
 from pycontainers.units.bus import BusTarget
 from pycontainers.units.errors import JobFailed, UnitSpecError
-from pycontainers.units.manager import UnitStatus, describe_exit
+from pycontainers.units.manager import UnitStatus, describe_exit, describe_failure
 from pycontainers.units.model import Resources, RestartPolicy, UnitSpec, render_properties
 
 Guest = Any  # tests/units/conftest.py: Guest (processes, journal of the sandbox)
@@ -147,6 +147,40 @@ def test_the_exit_status_of_the_handed_off_init_is_recorded(
     assert status is not None
     assert (status.result, status.exec_main_status) == ("exit-code", 3)
     assert describe_exit(status) == "the main process exited with status 3"
+
+
+def test_a_crash_loop_ends_at_the_start_limit_and_can_start_again(
+    system_bus: BusTarget, make_spec: MakeSpec, name: str
+) -> None:
+    spec = make_spec(
+        name,
+        "/bin/sh",
+        "-c",
+        "sleep 0.2; exit 1",
+        restart=RestartPolicy("on-failure", delay_sec=0, start_limit_burst=2),
+    )
+
+    async def scenario() -> tuple[UnitStatus | None, str]:
+        async with await SystemdBackend.open(system_bus) as backend:
+            await backend.start(spec)
+            # systemd 252 gives up after `burst` restarts ("Start request repeated too
+            # quickly") and keeps the last run's Result (exit-code), not start-limit-hit.
+            given_up = await backend.wait_for(
+                name,
+                lambda s: s is not None and s.n_restarts == 2 and s.active_state == "failed",
+                30,
+            )
+            # ResetFailedUnit (done by start) also resets the start-limit counter
+            again = await backend.start(replace(spec, restart=RestartPolicy("no")))
+            return given_up, again.status.active_state
+
+    given_up, again = run(scenario())
+    assert given_up is not None
+    assert (given_up.result, given_up.exec_main_status) == ("exit-code", 1)
+    assert describe_failure("failed", given_up) == (
+        "the main process exited with status 1 (result exit-code)"
+    )
+    assert again == "active"
 
 
 def test_a_failed_start_reports_systemds_reason(
