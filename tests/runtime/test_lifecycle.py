@@ -238,3 +238,29 @@ def test_kill_all_signals_every_process_of_the_container(
     init = ours.state(cid)["pid"]
     eventually(lambda: all(not _alive(p) for p in pids if p != init), what="sleeps killed")
     assert _alive(init)  # the init handles USR1; its children died of it
+
+
+def test_a_second_create_with_the_same_id_is_refused(
+    ours: Runtime, make_bundle: BundleFactory
+) -> None:
+    bundle = make_bundle(["true"])
+    cid, first = ours.create(bundle)
+    assert first.returncode == 0
+    _, second = ours.create(bundle, cid)
+    assert second.returncode == 1
+    assert f"container '{cid}' already exists" in second.stderr
+    assert ours.state(cid)["status"] == "created"  # the first one is untouched
+
+
+def test_exec_detach_leaves_the_process_running(
+    ours: Runtime, make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    cid, _ = ours.create(make_bundle(["sleep", "60"]))
+    ours("start", cid, check=True)
+    pid_file = tmp_path / "exec.pid"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "capture_output": False}
+    done = ours("exec", "--detach", "--pid-file", str(pid_file), cid, "sleep", "30", **quiet)
+    assert done.returncode == 0
+    pid = int(pid_file.read_text())
+    assert _alive(pid)
+    assert pid in json.loads(ours("ps", "--format", "json", cid).stdout)
