@@ -98,30 +98,51 @@ class Daemon:
 
     # -- inputs -------------------------------------------------------------------
 
+    async def watch_tree(
+        self, root: Path, why: str, accept: Callable[[str], bool], *, recursive: bool, fetch: bool
+    ) -> None:
+        """inotify on ``root`` (re-established if the directory goes away and comes back)."""
+        from pycontainers.reconciler.inotify import TreeWatch
+
+        while not self.stopping.is_set():
+            if root.is_dir():
+                watch = TreeWatch(
+                    root, lambda: self.mark(why, fetch=fetch), accept=accept, recursive=recursive
+                )
+                try:
+                    watch.start()
+                    # whatever changed before the watch existed is picked up by a pass
+                    self.mark(f"watching {root}", fetch=fetch)
+                    while watch.dirs and not await _sleep_or(self.stopping, 5.0):
+                        pass
+                except OSError as exc:
+                    log.error("cannot watch %s: %s", root, exc)
+                finally:
+                    watch.close()
+            else:
+                log.warning("%s does not exist; waiting for it", root)
+            await _sleep_or(self.stopping, 5.0)
+
     async def watch_directory(self) -> None:
-        from pycontainers.reconciler.watch import DirectoryWatcher
+        from pycontainers.reconciler.dirsource import is_spec_name
 
         assert self.spec_dir is not None
-        while not self.stopping.is_set():
-            try:
-                async for paths in DirectoryWatcher(
-                    self.spec_dir, step_ms=20, debounce_ms=500
-                ).changes(self.stopping):
-                    self.mark(f"files changed: {', '.join(sorted(paths)[:5])}")
-            except (ReconcilerError, OSError) as exc:
-                log.error("%s; watching again in 5s", exc)
-            await _sleep_or(self.stopping, 5.0)
+        await self.watch_tree(
+            self.spec_dir, "spec files changed", is_spec_name, recursive=True, fetch=False
+        )
 
     async def watch_sync_requests(self) -> None:
-        from pycontainers.reconciler.trigger import wait_sync_requests
+        from pycontainers.reconciler.trigger import sync_dir
 
-        while not self.stopping.is_set():
-            try:
-                async for requests in wait_sync_requests(self.paths.runroot, self.stopping):
-                    self.mark(f"sync requested: {len(requests)}", fetch=True)
-            except OSError as exc:
-                log.error("cannot watch %s: %s", self.paths.runroot / "sync", exc)
-            await _sleep_or(self.stopping, 5.0)
+        directory = sync_dir(self.paths.runroot)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+        await self.watch_tree(
+            directory,
+            "sync requested",
+            lambda name: name.endswith(".json"),
+            recursive=False,
+            fetch=True,
+        )
 
     async def watch_units(self) -> None:
         async with self.backend.events() as queue:
