@@ -232,6 +232,11 @@ class SystemdManager:
             raise
         return manager
 
+    @property
+    def connected(self) -> bool:
+        """False once the bus connection is gone (reopen; signals were missed meanwhile)."""
+        return self.conn.connected
+
     def close(self) -> None:
         self.conn.close()
 

@@ -80,7 +80,9 @@ def test_stop_ends_the_container_and_frees_the_name(
             again = await backend.start(spec)  # the name is free: a new unit
             await backend.stop(name)
             await backend.stop(name)  # stopping a stopped container is a no-op
-            return first.status.main_pid, gone, again.status.main_pid
+            assert backend.manager.connected
+        assert not backend.manager.connected  # closed on exit
+        return first.status.main_pid, gone, again.status.main_pid
 
     first_pid, gone, second_pid = run(scenario())
     assert gone is None
