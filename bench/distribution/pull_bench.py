@@ -6,9 +6,11 @@ Usage (as root, from the repository): ``.venv/bin/python bench/distribution/pull
 Builds the ~300 MB three-layer image once (``unpack-fixture.sh``: umoci + GNU tar, no
 project code; 4 x 50 MiB random files, 20,000 small files, whiteouts and an opaque
 directory), starts Debian's docker-registry on 127.0.0.1 with its storage under the work
-directory, pushes the image with skopeo, then per round, alternating which goes first:
+directory, pushes the image with skopeo, then per round, rotating which goes first:
 
 * ``pycontainers``  ``pycontainers --root FRESH image pull -q REF`` (a fresh store)
+* ``pycontainers-api`` the same pull through ``pull()`` inside the benchmark process
+                    (imports and interpreter start-up not counted): the data path alone
 * ``skopeo``        ``skopeo copy --src-tls-verify=false docker://REF oci:FRESH:big``
 
 Both are timed as whole processes (interpreter start-up included for ours) into fresh
@@ -21,6 +23,7 @@ Prints medians, the ratios ours/skopeo and MB/s of compressed blob bytes, and wr
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import resource
@@ -33,6 +36,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,6 +86,20 @@ def timed(cmd: list[str]) -> tuple[float, float]:
     return wall, cpu
 
 
+def timed_api(ref: str, dest: Path) -> tuple[float, float]:
+    """The same pull through the API in this process: imports and start-up not counted."""
+    from pycontainers.distribution.docker_transport import ConnectOptions
+    from pycontainers.distribution.pull import pull
+    from pycontainers.distribution.registries_conf import RegistriesConf
+
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    asyncio.run(pull(ref, dest, ConnectOptions(registries=RegistriesConf())))
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def blob_bytes(layout: Path) -> int:
     return sum(p.stat().st_size for p in (layout / "blobs" / "sha256").iterdir())
 
@@ -105,34 +123,28 @@ def main() -> int:
             ],
             check=True,
         )
-        contenders = {
-            "pycontainers": lambda d: [
-                str(PYCONTAINERS),
-                "--root",
-                str(d),
-                "image",
-                "pull",
-                "-q",
-                ref,
-            ],
-            "skopeo": lambda d: [
-                "skopeo",
-                "copy",
-                "-q",
-                "--src-tls-verify=false",
-                f"docker://{ref}",
-                f"oci:{d}:big",
-            ],
+        contenders: dict[str, Callable[[Path], tuple[float, float]]] = {
+            "pycontainers": lambda d: timed(
+                [str(PYCONTAINERS), "--root", str(d), "image", "pull", "-q", ref]
+            ),
+            "pycontainers-api": lambda d: timed_api(ref, d),
+            "skopeo": lambda d: timed(
+                [
+                    *("skopeo", "copy", "-q", "--src-tls-verify=false"),
+                    *(f"docker://{ref}", f"oci:{d}:big"),
+                ]
+            ),
         }
         times: dict[str, list[float]] = {name: [] for name in contenders}
         cpu: dict[str, list[float]] = {name: [] for name in contenders}
         size = 0
+        names = list(contenders)
         for rnd in range(args.rounds):
-            order = list(contenders) if rnd % 2 == 0 else list(reversed(contenders))
+            order = names[rnd % len(names) :] + names[: rnd % len(names)]
             for name in order:
                 dest = work / f"out-{name}"
                 shutil.rmtree(dest, ignore_errors=True)
-                wall, used = timed(contenders[name](dest))
+                wall, used = contenders[name](dest)
                 times[name].append(wall)
                 cpu[name].append(used)
                 size = blob_bytes(dest)
