@@ -90,6 +90,10 @@ def exec_in(root: str, container_id: str, a: Args) -> int:
         try:
             if manager is not None:
                 manager.add_pid(os.getpid())
+            # Not dumpable while we are the host's python inside the container's PID
+            # namespace: its processes cannot open our /proc/PID/exe (CVE-2019-5736
+            # class) or ptrace us. execve of the program makes it dumpable again.
+            libc.prctl(libc.PR_SET_DUMPABLE, 0)
             init.preload(cfg, process)
             compiled = init.prepare_seccomp(cfg, None)
             console = None

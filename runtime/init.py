@@ -178,6 +178,8 @@ def run(
     process = cfg.process
     assert process is not None
     os.setsid()
+    # hooks run while we are still the host's python: keep /proc/1/exe closed to them
+    libc.prctl(libc.PR_SET_DUMPABLE, 0)
     preload(cfg, process)
     compiled = prepare_seccomp(cfg, seccomp_cache)
     if cfg.namespace("uts") is not None:

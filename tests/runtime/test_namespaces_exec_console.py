@@ -231,3 +231,19 @@ def test_exec_tty_hands_a_new_pty_to_the_console_socket(
     tty, pid = output.split()
     assert tty.startswith("/dev/pts/")
     assert int(pid) > 1
+
+
+def test_waiting_init_hides_the_host_interpreter_from_the_container(
+    ours: Runtime, make_bundle: BundleFactory
+) -> None:
+    """Until it execs, the init is the host's python inside the container's PID namespace:
+    it is not dumpable, so container processes cannot open its /proc/1/exe (the
+    CVE-2019-5736 route to overwrite the host's runtime binary)."""
+    cid, _ = ours.create(make_bundle(["sleep", "60"]))
+    probe = "readlink /proc/1/exe 2>/dev/null || echo denied; cat /proc/1/comm"
+    before = ours("exec", cid, "sh", "-c", probe)
+    assert before.returncode == 0, before.stderr
+    assert before.stdout.split() == ["denied", "pycontainers-ru"]
+    ours("start", cid, check=True)
+    after = ours("exec", cid, "sh", "-c", probe)
+    assert after.stdout.split() == ["/bin/busybox", "sleep"]
