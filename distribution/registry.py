@@ -368,16 +368,16 @@ class RegistryClient:
     ) -> RawManifest:
         """GET a manifest by tag or digest; the bytes are checked against the digest."""
         label = what or f"{self.host}/{repo}:{reference}"
-        resp = await self.request(
-            "GET",
+        raw, headers = await self._get_limited(
             f"/v2/{repo}/manifests/{reference}",
             scopes=self.pull_scope(repo),
             what=label,
             headers={"Accept": accept},
+            limit=MAX_MANIFEST_SIZE,
+            too_big=lambda: ManifestError(
+                f"{label}: manifest larger than {MAX_MANIFEST_SIZE} bytes"
+            ),
         )
-        raw = resp.content
-        if len(raw) > MAX_MANIFEST_SIZE:
-            raise ManifestError(f"{label}: manifest larger than {MAX_MANIFEST_SIZE} bytes")
         digest = Digest.of_bytes(raw)
         if reference.startswith("sha") and ":" in reference:
             expected = Digest.parse(reference)
@@ -385,13 +385,50 @@ class RegistryClient:
                 raise DigestMismatch(f"{label}: manifest digest mismatch: registry sent {digest}")
             digest = expected
         else:
-            header = resp.headers.get("Docker-Content-Digest", "")
+            header = headers.get("Docker-Content-Digest", "")
             if header.startswith("sha256:") and header != str(digest):
                 raise DigestMismatch(
                     f"{label}: manifest bytes hash to {digest}, the registry says {header}"
                 )
-        media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        media_type = headers.get("Content-Type", "").split(";")[0].strip()
         return RawManifest(raw, media_type, digest)
+
+    async def _get_limited(
+        self,
+        path: str,
+        *,
+        scopes: Sequence[str],
+        what: str,
+        headers: dict[str, str],
+        limit: int,
+        too_big: Callable[[], DistributionError],
+    ) -> tuple[bytes, httpx.Headers]:
+        """GET a small document, refusing to hold more than ``limit`` bytes of it.
+
+        Streamed, so a registry that sends an endless body is cut off at ``limit``
+        instead of filling memory; retried like ``request``.
+        """
+        policy = self.options.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self._stream(path, scopes=scopes, what=what, headers=headers) as resp:
+                    if int(resp.headers.get("Content-Length") or 0) > limit:
+                        raise too_big()
+                    body = bytearray()
+                    async for chunk in resp.aiter_bytes():
+                        body += chunk
+                        if len(body) > limit:
+                            raise too_big()
+                    return bytes(body), resp.headers
+            except (httpx.TransportError, RateLimited, RegistryServerError) as exc:
+                if attempt >= policy.attempts or (
+                    isinstance(exc, httpx.TransportError) and _is_tls_failure(exc)
+                ):
+                    raise _unreachable(what, exc) from exc
+                retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+                await asyncio.sleep(policy.delay(attempt, retry_after))
 
     async def head_manifest(
         self, repo: str, reference: str, *, accept: str = MANIFEST_ACCEPT
@@ -453,13 +490,15 @@ class RegistryClient:
         """A small blob (config, signature payload) in memory, verified."""
         if desc.size > limit:
             raise SizeMismatch(f"blob {desc.digest}: {desc.size} bytes is over {limit}")
-        resp = await self.request(
-            "GET",
+        what = f"{self.host}/{repo}: blob {desc.digest}"
+        data, _ = await self._get_limited(
             f"/v2/{repo}/blobs/{desc.digest}",
             scopes=self.pull_scope(repo),
-            what=f"{self.host}/{repo}: blob {desc.digest}",
+            what=what,
+            headers={},
+            limit=desc.size,
+            too_big=lambda: SizeMismatch(f"{what}: more data than the descriptor's size"),
         )
-        data = resp.content
         if len(data) != desc.size:
             raise SizeMismatch(
                 f"{self.host}/{repo}: blob {desc.digest}: expected {desc.size} bytes, "

@@ -304,3 +304,27 @@ def test_bad_manifests(
         asyncio.run(pull(image.ref, store_root, connect))
     assert isinstance(info.value, DistributionError)
     _assert_clean_failure(info.value, image.ref, store_root)
+
+
+def test_endless_manifest_is_cut_off(
+    registry: Registry, store_root: Path, connect: ConnectOptions, repo_name: str
+) -> None:
+    image = push_unique_image(registry, repo_name)
+    sent = [0]
+
+    def endless(request: httpx.Request) -> httpx.Response | None:
+        if not _is_manifest(request):
+            return None
+
+        async def body() -> AsyncIterator[bytes]:
+            while sent[0] < 64 << 20:
+                sent[0] += 1 << 16
+                yield b" " * (1 << 16)
+
+        return httpx.Response(200, content=body(), headers={"Content-Type": OCI_MANIFEST})
+
+    connect.transport = FaultInjector(before=endless)
+    with pytest.raises(ManifestError, match="manifest larger than") as info:
+        asyncio.run(pull(image.ref, store_root, connect))
+    assert sent[0] < 8 << 20  # stopped reading soon after the 4 MiB limit
+    _assert_clean_failure(info.value, image.ref, store_root)
