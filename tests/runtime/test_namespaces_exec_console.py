@@ -247,3 +247,26 @@ def test_waiting_init_hides_the_host_interpreter_from_the_container(
     ours("start", cid, check=True)
     after = ours("exec", cid, "sh", "-c", probe)
     assert after.stdout.split() == ["/bin/busybox", "sleep"]
+
+
+@pytest.mark.parametrize("verb", ["run", "exec"])
+def test_no_host_fd_reaches_the_container(
+    verb: str, ours: Runtime, make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    """An fd the caller leaked to the runtime (here a host directory, the CVE-2024-21626
+    route) is closed at execve: the program sees only its stdio."""
+    leaked = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    os.set_inheritable(leaked, True)
+    probe = ["sh", "-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '"]
+    try:
+        if verb == "run":
+            done = ours.run(make_bundle(probe), pass_fds=(leaked,))
+        else:
+            cid, _ = ours.create(make_bundle(["sleep", "60"]))
+            ours("start", cid, check=True)
+            done = ours("exec", cid, *probe, pass_fds=(leaked,))
+    finally:
+        os.close(leaked)
+    assert done.returncode == 0, done.stderr
+    # 0-2 are stdio, 3 is the directory `ls` itself opens
+    assert done.stdout.split() == ["0", "1", "2", "3"]
