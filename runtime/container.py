@@ -131,6 +131,9 @@ def _enter_namespaces(cfg: configmod.Config, ch: Channel) -> None:
         libc.unshare(libc.CLONE_NEWUSER)
         ch.send("userns")
         ch.expect("go")
+    if cfg.namespace("user") is not None:
+        # Become the namespace's root: our host ids are not mapped in it, and files
+        # created with unmapped ids fail with EOVERFLOW (user_namespaces(7)).
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
     flags = 0

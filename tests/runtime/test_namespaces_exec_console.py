@@ -270,3 +270,21 @@ def test_no_host_fd_reaches_the_container(
     assert done.returncode == 0, done.stderr
     # 0-2 are stdio, 3 is the directory `ls` itself opens
     assert done.stdout.split() == ["0", "1", "2", "3"]
+
+
+def test_joins_a_user_namespace_by_path(
+    ours: Runtime, make_bundle: BundleFactory, traversable_rootfs: Path
+) -> None:
+    first, _ = ours.create(make_bundle(["sleep", "60"], _userns, rootfs=traversable_rootfs))
+    userns = f"/proc/{ours.state(first)['pid']}/ns/user"
+
+    def join(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["namespaces"].append({"type": "user", "path": userns})
+
+    probe = "id; cat /proc/self/uid_map; stat -L -c %i /proc/self/ns/user"
+    done = ours.run(make_bundle(["sh", "-c", probe], join, rootfs=traversable_rootfs))
+    assert done.returncode == 0, done.stderr
+    ident, mapping, inode = done.stdout.strip().split("\n")
+    assert ident == "uid=0 gid=0"
+    assert mapping.split() == ["0", "100000", "65536"]
+    assert int(inode) == os.stat(userns).st_ino
