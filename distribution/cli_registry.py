@@ -184,7 +184,8 @@ def _sync(handler: Handler) -> Callable[[argparse.Namespace], int]:
         except DistributionError as exc:
             if args.debug:
                 traceback.print_exc()
-            _error(exc.diagnostics() if exc.hint else str(exc))
+            # One line, as scripts and journald read it; the hint (the next step) after ";".
+            _error(f"{exc}; hint: {exc.hint}" if exc.hint else str(exc))
             return 1
         except KeyboardInterrupt:
             _error("interrupted")

@@ -121,8 +121,12 @@ def _registry_message(resp: httpx.Response) -> str:
         errors = doc.get("errors") or []
         parts = []
         for e in errors:
-            code, msg = e.get("code", ""), e.get("message", "")
-            parts.append(f"{code.lower().replace('_', ' ')}: {msg}" if code else str(msg))
+            code = str(e.get("code", "")).lower().replace("_", " ")
+            msg = str(e.get("message", "")).strip()
+            if code and msg and msg.lower() != code:
+                parts.append(f"{code}: {msg}")
+            else:
+                parts.append(msg or code)
         if parts:
             return "; ".join(parts)
     except (ValueError, AttributeError, TypeError, httpx.ResponseNotRead):
@@ -141,6 +145,12 @@ def _retry_after(resp: httpx.Response) -> float | None:
         return max(0.0, when.timestamp() - time.time()) if when else None
 
 
+def _unless_same(detail: str, kind: str) -> str:
+    """`` (detail)``, without a leading ``kind:`` that would say the same thing twice."""
+    detail = detail.removeprefix(f"{kind}: ").strip()
+    return "" if not detail or detail == kind else f" ({detail})"
+
+
 def error_for(resp: httpx.Response, what: str) -> RegistryError:
     """Map an error status to the family, naming ``what`` (image, blob) and the cause."""
     status = resp.status_code
@@ -149,11 +159,13 @@ def error_for(resp: httpx.Response, what: str) -> RegistryError:
     except httpx.ResponseNotRead:
         detail = resp.reason_phrase.lower()
     if status == 404:
-        return NotFound(f"{what}: not found ({detail})", status=status)
+        return NotFound(f"{what}: not found{_unless_same(detail, 'not found')}", status=status)
     if status == 401:
-        return Unauthorized(f"{what}: unauthorized ({detail})", status=status)
+        return Unauthorized(
+            f"{what}: unauthorized{_unless_same(detail, 'unauthorized')}", status=status
+        )
     if status == 403:
-        return Forbidden(f"{what}: forbidden ({detail})", status=status)
+        return Forbidden(f"{what}: forbidden{_unless_same(detail, 'forbidden')}", status=status)
     if status == 429:
         return RateLimited(
             f"{what}: rate limited by the registry ({detail})",
