@@ -77,7 +77,7 @@ Progress = Callable[[int], None]
 class RetryPolicy:
     """How often and how long to retry transient failures (connection, 5xx, 429)."""
 
-    attempts: int = 6
+    attempts: int = 5  # waits 0.25 + 0.5 + 1 + 2 s between them: a restart, not an outage
     base_delay: float = 0.25
     max_delay: float = 4.0
     max_retry_after: float = 30.0
