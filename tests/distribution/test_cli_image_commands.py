@@ -86,6 +86,9 @@ def test_inspect_index_picks_platform(
     arm = json.loads(run_cli("image", "inspect", "--platform", "linux/arm64", ref).stdout)
     assert arm["Architecture"] == "arm64"
     assert arm["Digest"] == images.descriptor("multi")["digest"]
+    config = run_cli("image", "inspect", "--config", "--platform", "linux/arm64", ref).stdout
+    want = images.manifest("busybox-arm64")["config"]["digest"]
+    assert str(Digest.of_bytes(config.encode())) == want
 
 
 def test_fsck_reports_and_repairs(
