@@ -362,7 +362,15 @@ def prepare(cfg: Config, *, before_pivot: Callable[[], None], no_pivot: bool) ->
     else:
         # pivot_root(".", ".") stacks the old root on top of the new one; detaching it
         # then leaves the new root alone (runc's pivotRoot; see pivot_root(2) NOTES).
-        libc.pivot_root(".", ".")
+        # The cwd still names the new root, so step onto the old root by fd first: the
+        # rslave (our unmount must not propagate to the host) is for the old tree only,
+        # not for the container's mounts and their configured propagation.
+        old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            libc.pivot_root(".", ".")
+            os.fchdir(old_root)
+        finally:
+            os.close(old_root)
         libc.mount(None, ".", None, libc.MS_SLAVE | libc.MS_REC, None)
         libc.umount2(".", libc.MNT_DETACH)
     os.chdir("/")

@@ -172,6 +172,18 @@ PROBES: dict[str, tuple[str, Edit | None, str]] = {
         _linux(rootfsPropagation="private"),
         "not-shared\n",
     ),
+    "per-mount propagation": (
+        "awk '$5 ~ /^\\/(sh|pr)$/ {print $5, ($7 ~ /^shared/) ? \"shared\" : \"private\"}'"
+        " /proc/self/mountinfo | sort",
+        _top(
+            mounts=[
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/sh", "type": "tmpfs", "source": "tmpfs", "options": ["rshared"]},
+                {"destination": "/pr", "type": "tmpfs", "source": "tmpfs", "options": ["private"]},
+            ]
+        ),
+        "/pr private\n/sh shared\n",
+    ),
 }  # fmt: skip
 
 
