@@ -326,3 +326,42 @@ def test_endless_manifest_is_cut_off(
         asyncio.run(pull(image.ref, store_root, connect))
     assert sent[0] < 8 << 20  # stopped reading soon after the 4 MiB limit
     _assert_clean_failure(info.value, image.ref, store_root)
+
+
+def test_registry_that_ignores_range_restarts_from_zero(
+    registry: Registry, store_root: Path, connect: ConnectOptions, repo_name: str
+) -> None:
+    image = push_unique_image(registry, repo_name, layer_size=1 << 20)
+    answers: list[int] = []
+
+    async def truncate_then_ignore_range(
+        request: httpx.Request, response: httpx.Response
+    ) -> httpx.Response | None:
+        if not _is_layer(request, image.layer_digest):
+            return None
+        if not answers:  # first answer: a third of the body, then the connection ends
+            answers.append(200)
+            body = await response.aread()
+
+            async def first_third() -> AsyncIterator[bytes]:
+                yield body[: len(body) // 3]
+
+            return httpx.Response(200, content=first_third())
+        await response.aclose()  # a Range request: answer 200 with the whole body instead
+        answers.append(200)
+        full = httpx.Request("GET", request.url)
+        whole = await injector.real.handle_async_request(full)
+        data = await whole.aread()
+
+        async def everything() -> AsyncIterator[bytes]:
+            yield data
+
+        return httpx.Response(200, content=everything())
+
+    injector = FaultInjector(after=truncate_then_ignore_range)
+    connect.transport = injector
+    asyncio.run(pull(image.ref, store_root, connect))
+    ranges = [h.get("range") for _, u, h in injector.seen if u.endswith(image.layer_digest)]
+    assert ranges == [None, f"bytes={(1 << 20) // 3}-"]
+    assert ContentStore(store_root).fsck().ok
+    assert leftovers(store_root) == []
