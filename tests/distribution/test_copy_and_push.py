@@ -82,6 +82,14 @@ def test_skopeo_copies_out_of_our_store_and_back(
         text=True,
     ).stdout
     assert len(json.loads(stat)["history"]) >= 3
+    bundle = store_root.parent / "bundle"
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{store_root}:{ref}", str(bundle)],
+        check=True,
+        capture_output=True,
+    )
+    assert (bundle / "rootfs" / "gone-dir" / "back.txt").read_text() == "back\n"
+    assert not (bundle / "rootfs" / "data" / "a.txt").exists()  # whited out in layer 2
 
 
 @pytest.mark.parametrize("chunk_size", [None, 256 * 1024])
