@@ -23,7 +23,8 @@ usage: pycontainers-runtime [global options] COMMAND [options] ID
 An OCI runtime (runtime-spec 1.1) with runc's command line.
 
 commands:
-  create [--bundle DIR] [--pid-file F] [--console-socket SOCK] [--no-pivot] ID
+  create [--bundle DIR] [--pid-file F] [--console-socket SOCK] [--no-pivot]
+         [--preserve-fds N] ID
   start ID
   run [--bundle DIR] [--detach] [--pid-file F] [--console-socket SOCK] [--no-pivot] ID
   state ID
@@ -32,7 +33,7 @@ commands:
   list [--format table|json] [--quiet]
   ps [--format table|json] ID
   exec [--process FILE | ARGS...] [--detach] [--tty] [--pid-file F] [--cwd DIR]
-       [--env K=V] [--user UID[:GID]] [--console-socket SOCK] ID
+       [--env K=V] [--user UID[:GID]] [--console-socket SOCK] [--preserve-fds N] ID
   spec [--bundle DIR] [--rootless]
   features
 
@@ -199,7 +200,16 @@ def _cmd_create(g: Globals, a: Args) -> int:
 def _create_opts(a: Args) -> CreateOptions:
     from pycontainers.runtime.container import CreateOptions
 
-    return CreateOptions(a.get("pid-file"), a.get("console-socket"), a.flag("no-pivot"))
+    return CreateOptions(
+        a.get("pid-file"), a.get("console-socket"), a.flag("no-pivot"), preserve_fds(a)
+    )
+
+
+def preserve_fds(a: Args) -> int:
+    value = a.get("preserve-fds") or "0"
+    if not value.isdigit():
+        raise UsageError(f"--preserve-fds: {value!r} is not a number of fds")
+    return int(value)
 
 
 def _cmd_start(g: Globals, a: Args) -> int:

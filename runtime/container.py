@@ -54,14 +54,19 @@ class CgroupSetupError(OciRuntimeError):
 
 
 class CreateOptions:
-    __slots__ = ("console_socket", "no_pivot", "pid_file", "seccomp_cache")
+    __slots__ = ("console_socket", "no_pivot", "pid_file", "preserve_fds", "seccomp_cache")
 
     def __init__(
-        self, pid_file: str | None = None, console_socket: str | None = None, no_pivot: bool = False
+        self,
+        pid_file: str | None = None,
+        console_socket: str | None = None,
+        no_pivot: bool = False,
+        preserve_fds: int = 0,
     ) -> None:
         self.pid_file = pid_file
         self.console_socket = console_socket
         self.no_pivot = no_pivot
+        self.preserve_fds = preserve_fds
         # compiled seccomp programs, under --root (only root can write there)
         self.seccomp_cache: str | None = None
 
@@ -174,7 +179,9 @@ def _child_main(
             try:
                 from pycontainers.runtime import init
 
-                init.run(cfg, ch, fifo_fd, opts.no_pivot, console, opts.seccomp_cache)
+                init.run(
+                    cfg, ch, fifo_fd, opts.no_pivot, console, opts.seccomp_cache, opts.preserve_fds
+                )
             except BaseException as exc:
                 ch.send_error(_describe(exc))
             finally:

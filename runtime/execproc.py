@@ -80,6 +80,9 @@ def exec_in(root: str, container_id: str, a: Args) -> int:
     cfg = configmod.parse(st.config, st.bundle, os.path.join(st.bundle, "config.json"))
     manager = container._cgroup_from_state(st)
     detach = a.flag("detach")
+    from pycontainers.runtime.cli import preserve_fds
+
+    keep = preserve_fds(a)
     if not detach:
         libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
     parent, child = Channel.pair()
@@ -110,7 +113,7 @@ def exec_in(root: str, container_id: str, a: Args) -> int:
                         console.attach(process, mount_console=False)
                     program, env = init.prepare_process(cfg, process)
                     child.close()
-                    init.exec_process(process, program, env, compiled)
+                    init.exec_process(process, program, env, compiled, keep)
                 except BaseException as exc:
                     child.send_error(container._describe(exc))
                 finally:

@@ -144,11 +144,20 @@ def load_seccomp(compiled: object | None) -> None:
         raise SeccompSetupError(f"linux.seccomp: {exc}") from exc
 
 
-def exec_process(process: Process, program: str, env: list[str], compiled: object | None) -> None:
+def exec_process(
+    process: Process, program: str, env: list[str], compiled: object | None, preserve_fds: int = 0
+) -> None:
+    """The last steps: umask, signal dispositions, fds, seccomp, execve.
+
+    Every fd from 3 on is closed at execve except the ``--preserve-fds`` ones (3, 4, ...
+    as the caller passed them to the runtime, runc's convention).
+    """
     umask = process.user.umask
     os.umask(0o022 if umask is None else umask)
     libc.reset_signals()
-    libc.close_range_cloexec(3)
+    for fd in range(3, 3 + preserve_fds):
+        os.set_inheritable(fd, True)
+    libc.close_range_cloexec(3 + preserve_fds)
     load_seccomp(compiled)
     try:
         os.execve(program, process.args, dict(e.split("=", 1) for e in env if "=" in e))
@@ -173,6 +182,7 @@ def run(
     no_pivot: bool,
     console: ConsoleSocket | None,
     seccomp_cache: str | None = None,
+    preserve_fds: int = 0,
 ) -> None:
     """Set up the container and exec its process; never returns (raises on failure)."""
     process = cfg.process
@@ -217,4 +227,4 @@ def run(
         from pycontainers.runtime import hooks
 
         hooks.run_hooks("startContainer", cfg.hooks["startContainer"], ch.state)
-    exec_process(process, program, env, compiled)
+    exec_process(process, program, env, compiled, preserve_fds)

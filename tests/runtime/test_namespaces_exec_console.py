@@ -288,3 +288,19 @@ def test_joins_a_user_namespace_by_path(
     assert ident == "uid=0 gid=0"
     assert mapping.split() == ["0", "100000", "65536"]
     assert int(inode) == os.stat(userns).st_ino
+
+
+@pytest.mark.parametrize("which", ["ours", "runc"])
+def test_preserve_fds_passes_fd_3_on(
+    which: str, request: pytest.FixtureRequest, make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    rt: Runtime = request.getfixturevalue(which)
+    bundle = make_bundle(["sh", "-c", "echo through-fd-3 >&3; ls /proc/self/fd | wc -l"])
+    out = tmp_path / f"fd3-{which}"
+    cmd = " ".join([*rt.argv, "--root", str(rt.root), "run", "--preserve-fds", "1",
+                    "--bundle", str(bundle), rt.new_id()])  # fmt: skip
+    done = subprocess.run(["sh", "-c", f"exec 3>{out}; exec {cmd}"], capture_output=True,
+                          text=True, timeout=30, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert out.read_text() == "through-fd-3\n"
+    assert done.stdout.strip() == "5"  # 0-2, the preserved 3, and ls's own directory fd
