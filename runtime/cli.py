@@ -200,9 +200,11 @@ def _cmd_create(g: Globals, a: Args) -> int:
 def _create_opts(a: Args) -> CreateOptions:
     from pycontainers.runtime.container import CreateOptions
 
-    return CreateOptions(
+    opts = CreateOptions(
         a.get("pid-file"), a.get("console-socket"), a.flag("no-pivot"), preserve_fds(a)
     )
+    opts.listen_fds = listen_fds()
+    return opts
 
 
 def preserve_fds(a: Args) -> int:
@@ -210,6 +212,18 @@ def preserve_fds(a: Args) -> int:
     if not value.isdigit():
         raise UsageError(f"--preserve-fds: {value!r} is not a number of fds")
     return int(value)
+
+
+def listen_fds() -> int:
+    """Sockets systemd passed us (sd_listen_fds(3)): LISTEN_FDS, when LISTEN_PID is us.
+
+    As runc does, they go to the container as fds 3.. with LISTEN_FDS and LISTEN_PID=1,
+    so a socket-activated unit can run a container that accepts on them.
+    """
+    count = os.environ.get("LISTEN_FDS", "")
+    if not count.isdigit() or os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return 0
+    return int(count)
 
 
 def _cmd_start(g: Globals, a: Args) -> int:

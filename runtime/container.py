@@ -54,7 +54,14 @@ class CgroupSetupError(OciRuntimeError):
 
 
 class CreateOptions:
-    __slots__ = ("console_socket", "no_pivot", "pid_file", "preserve_fds", "seccomp_cache")
+    __slots__ = (
+        "console_socket",
+        "listen_fds",
+        "no_pivot",
+        "pid_file",
+        "preserve_fds",
+        "seccomp_cache",
+    )
 
     def __init__(
         self,
@@ -67,6 +74,7 @@ class CreateOptions:
         self.console_socket = console_socket
         self.no_pivot = no_pivot
         self.preserve_fds = preserve_fds
+        self.listen_fds = 0  # systemd's socket-activation fds, passed before preserve_fds
         # compiled seccomp programs, under --root (only root can write there)
         self.seccomp_cache: str | None = None
 
@@ -180,7 +188,14 @@ def _child_main(
                 from pycontainers.runtime import init
 
                 init.run(
-                    cfg, ch, fifo_fd, opts.no_pivot, console, opts.seccomp_cache, opts.preserve_fds
+                    cfg,
+                    ch,
+                    fifo_fd,
+                    opts.no_pivot,
+                    console,
+                    opts.seccomp_cache,
+                    opts.preserve_fds,
+                    opts.listen_fds,
                 )
             except BaseException as exc:
                 ch.send_error(_describe(exc))

@@ -183,6 +183,7 @@ def run(
     console: ConsoleSocket | None,
     seccomp_cache: str | None = None,
     preserve_fds: int = 0,
+    listen_fds: int = 0,
 ) -> None:
     """Set up the container and exec its process; never returns (raises on failure)."""
     process = cfg.process
@@ -215,6 +216,8 @@ def run(
     if console is not None:
         console.attach(process)
     program, env = prepare_process(cfg, process)
+    if listen_fds:
+        env = [*env, f"LISTEN_FDS={listen_fds}", "LISTEN_PID=1"]
     ch.send("ready")
     ch.close()
     # Blocks until `start` opens the fifo for reading (or the container is deleted).
@@ -227,4 +230,4 @@ def run(
         from pycontainers.runtime import hooks
 
         hooks.run_hooks("startContainer", cfg.hooks["startContainer"], ch.state)
-    exec_process(process, program, env, compiled, preserve_fds)
+    exec_process(process, program, env, compiled, listen_fds + preserve_fds)

@@ -304,3 +304,21 @@ def test_preserve_fds_passes_fd_3_on(
     assert done.returncode == 0, done.stderr
     assert out.read_text() == "through-fd-3\n"
     assert done.stdout.strip() == "5"  # 0-2, the preserved 3, and ls's own directory fd
+
+
+@pytest.mark.parametrize("which", ["ours", "runc"])
+def test_socket_activation_fds_reach_the_container(
+    which: str, request: pytest.FixtureRequest, make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    """LISTEN_FDS/LISTEN_PID naming the runtime (what a socket-activated unit gets)."""
+    rt: Runtime = request.getfixturevalue(which)
+    bundle = make_bundle(["sh", "-c", "echo $LISTEN_FDS $LISTEN_PID; echo via-listen-fd >&3"])
+    out = tmp_path / f"listen-{which}"
+    cmd = " ".join([*rt.argv, "--root", str(rt.root), "run", "--bundle", str(bundle),
+                    rt.new_id()])  # fmt: skip
+    script = f"exec 3>{out}; export LISTEN_FDS=1 LISTEN_PID=$$; exec {cmd}"
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30,
+                          stdin=subprocess.DEVNULL)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "1 1\n"
+    assert out.read_text() == "via-listen-fd\n"
