@@ -19,7 +19,7 @@ import pytest
 from harness.sandbox import Sandbox
 from harness.util import eventually
 from pycontainers.units.backend import SystemdBackend
-from pycontainers.units.bus import BusTarget
+from pycontainers.units.bus import SYSTEM_BUS_DEFAULT, BusTarget
 from pycontainers.units.errors import ForeignUnit
 from pycontainers.units.model import UnitSpec
 
@@ -93,7 +93,7 @@ ADOPT = textwrap.dedent(
     """
     import asyncio, json, sys
     from pycontainers.units.backend import SystemdBackend
-    from pycontainers.units.bus import BusTarget
+    from pycontainers.units.bus import SYSTEM_BUS_DEFAULT, BusTarget
 
     async def main():
         target = BusTarget("system", sys.argv[1], "")
@@ -120,12 +120,7 @@ def test_a_fresh_process_adopts_running_containers(
             return {s.container: (await backend.start(s)).status.main_pid for s in specs}
 
     pids = run(start_all())  # the starting client is gone now
-    out = subprocess.run(
-        [sys.executable, "-c", ADOPT, system_bus.address],
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
-    adopted = {u["container"]: u for u in json.loads(out) if u["container"].startswith(name)}
-    assert adopted == {
+    expected = {
         s.container: {
             "container": s.container,
             "hash": s.spec_hash,
@@ -136,6 +131,16 @@ def test_a_fresh_process_adopts_running_containers(
         }
         for s in specs
     }
+    # a new process on this side of the sandbox, and one inside it on the default system
+    # bus path, where the daemon itself runs
+    from_host = subprocess.run(
+        [sys.executable, "-c", ADOPT, system_bus.address],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    from_guest = systemd.exec(sys.executable, "-c", ADOPT, SYSTEM_BUS_DEFAULT).stdout
+    for out in (from_host, from_guest):
+        adopted = {u["container"]: u for u in json.loads(out) if u["container"].startswith(name)}
+        assert adopted == expected
 
 
 def test_events_report_our_units_only(
