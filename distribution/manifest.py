@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import platform as _platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -410,12 +410,3 @@ def parse_config(raw: bytes, *, what: str = "image config") -> ImageConfig:
         created if isinstance(created, str) else None,
         tuple(h for h in history if isinstance(h, dict)) if isinstance(history, list) else (),
     )
-
-
-def index_document(manifests: Sequence[Descriptor]) -> dict[str, Any]:
-    """An OCI index document (for an OCI layout's index.json)."""
-    return {
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [d.to_json() for d in manifests],
-    }

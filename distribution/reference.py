@@ -191,8 +191,3 @@ def _split_domain(name: str) -> tuple[str, str, bool]:
     if domain == DEFAULT_DOMAIN and "/" not in path:
         path = OFFICIAL_REPO_PREFIX + path
     return domain, path, short
-
-
-def parse_reference(text: str) -> ImageRef:
-    """Shorthand for ``ImageRef.parse``."""
-    return ImageRef.parse(text)

@@ -605,7 +605,3 @@ class ContentStore:
                         report.removed.append(digest)
             _, report.missing = self.referenced()
         return report
-
-    def remove_blob(self, digest: Digest) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.blob_path(digest).unlink()
