@@ -74,9 +74,12 @@ READONLY_PATHS = (
     "/proc/sys",
     "/proc/sysrq-trigger",
 )
-# The runtime's init loads the filter after pivot_root; until it can do so without
-# libseccomp inside the container's rootfs, busybox-style images would fail to start.
-SECCOMP_BY_DEFAULT = False
+# The containers-common default profile, as Podman applies it (PYCONTAINERS_SECCOMP=0 to
+# leave it out, e.g. to tell a seccomp denial from an application bug). For now only for
+# containers with noNewPrivileges: the runtime installs the filter after dropping
+# capabilities, and without no_new_privs seccomp(2) then fails with EACCES (runc installs
+# it before the drop); PYCONTAINERS_SECCOMP=1 applies it to every container.
+SECCOMP_BY_DEFAULT = True
 # overlayfs refuses mount data longer than a page.
 MAX_MOUNT_DATA = 4095
 
@@ -451,9 +454,12 @@ def ensure_volumes(spec: ContainerSpec, paths: EnginePaths, user: Credentials) -
             raise BundleError(f"bind mount source {m.source} does not exist")
 
 
-def default_seccomp(caps: Sequence[str]) -> dict[str, Any] | None:
-    """The containers-common profile; PYCONTAINERS_SECCOMP=0 leaves it out."""
-    if os.environ.get("PYCONTAINERS_SECCOMP", "1" if SECCOMP_BY_DEFAULT else "0") == "0":
+def default_seccomp(caps: Sequence[str], no_new_privileges: bool) -> dict[str, Any] | None:
+    """The containers-common profile (see SECCOMP_BY_DEFAULT for when)."""
+    choice = os.environ.get("PYCONTAINERS_SECCOMP", "")
+    if choice == "0" or not SECCOMP_BY_DEFAULT:
+        return None
+    if choice != "1" and not no_new_privileges:
         return None
     try:
         from pycontainers.runtime.seccomp import default_profile
@@ -510,7 +516,7 @@ def write_bundle(
             paths=paths,
             user=user,
             env_files=env_files,
-            seccomp=default_seccomp(caps),
+            seccomp=default_seccomp(caps, spec.no_new_privileges),
             etc_files=_etc_files(final, tmp, hostname, spec.network),
         )
         write_atomic(tmp / "config.json", json.dumps(config, indent=1).encode())

@@ -119,7 +119,7 @@ def main() -> int:
     work = base / "work"
     work.mkdir(mode=0o755)
     sbx = Sandbox(state_dir=base / "sandbox", binds=[str(REPO), str(base)])
-    results: dict[str, object] = {}
+    results: dict[str, object] = {"loadavg_at_start": os.getloadavg()}
     try:
         subprocess.run(
             ["bash", str(REPO / "packaging/demo/build-busybox.sh"), str(work / "oci")],
@@ -189,7 +189,12 @@ def main() -> int:
               f"daemon CPU {cpu:.1f} s, peak RSS {hwm / 1024:.0f} MiB")  # fmt: skip
 
         # (c) idle
-        time.sleep(5)  # let the last passes settle
+        # let the last passes settle: until the daemon used no CPU for 4 s (at most 60 s)
+        settle_deadline, quiet, last = time.monotonic() + 60, 0, proc_figures(env, pid)[0]
+        while quiet < 2 and time.monotonic() < settle_deadline:
+            time.sleep(2)
+            now = proc_figures(env, pid)[0]
+            quiet, last = (quiet + 1 if now == last else 0), now
         cpu0, _, _ = proc_figures(env, pid)
         time.sleep(args.idle)
         cpu1, rss, _ = proc_figures(env, pid)
@@ -197,6 +202,8 @@ def main() -> int:
         print(f"(c) idle {args.idle:.0f} s with {args.many} containers: daemon CPU "
               f"{(cpu1 - cpu0) * 1000:.0f} ms, RSS {rss / 1024:.0f} MiB")  # fmt: skip
 
+        results["loadavg_at_end"] = os.getloadavg()
+        print(f"    load average at start {results['loadavg_at_start']}, end {os.getloadavg()}")
         env.cleanup()
         times = podman_runs(work / "oci", args.podman_runs)
         if times:
@@ -206,7 +213,7 @@ def main() -> int:
             results["ratio_drop_vs_podman"] = ratio
             print(f"    podman run --rm --network none: median {med * 1000:.0f} ms; {ratio:.2f}x")
         else:
-            print("    podman not installed: no peer figure")
+            print("    no podman figure (not installed, or it cannot run here: see above)")
     finally:
         sbx.stop()
         out = REPO / "bench" / "results"

@@ -27,7 +27,7 @@ def test_apply_runs_a_container_whose_main_pid_is_its_init(
         ),
     )
     out = engine.pyc("apply", str(spec_dir))
-    assert "create hello: new container" in out.stdout
+    assert "create hello: new container" in out.stdout, out.stdout + out.stderr[-2000:]
 
     assert engine.active("hello")
     pid = engine.main_pid("hello")
