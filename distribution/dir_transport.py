@@ -93,7 +93,9 @@ class DirDestination:
     ) -> str:
         raise TransportError(f"{self.name}: a dir: image is written through blob_writer")
 
-    async def put_manifest(self, manifest: RawManifest, *, top_level: bool) -> None:
+    async def put_manifest(
+        self, manifest: RawManifest, *, top_level: bool, source_digest: Digest | None = None
+    ) -> None:
         path = _manifest_path(self.root, None if top_level else manifest.digest)
         write_file_atomic(path, manifest.raw)
 

@@ -140,7 +140,9 @@ class DockerDestination:
             return False
         return await self.client.mount_blob(self.ref.repository, desc.digest, source.ref.repository)
 
-    async def put_manifest(self, manifest: RawManifest, *, top_level: bool) -> None:
+    async def put_manifest(
+        self, manifest: RawManifest, *, top_level: bool, source_digest: Digest | None = None
+    ) -> None:
         if top_level and self.ref.digest is not None and manifest.digest != self.ref.digest:
             raise DigestMismatch(
                 f"{self.ref}: the manifest to push is {manifest.digest}, "

@@ -116,7 +116,7 @@ async def copy_image(
         instance = await src.get_manifest(chosen.digest)
         manifest = _image_manifest(instance, chosen.media_type, f"{label}@{chosen.digest}")
         await _copy_blobs(src, dst, manifest, options, progress, result, label)
-        await dst.put_manifest(instance, top_level=True)
+        await dst.put_manifest(instance, top_level=True, source_digest=top.digest)
         result.manifest = manifest.descriptor()
     elif isinstance(parsed, ImageIndex):
         for entry in parsed.manifests:

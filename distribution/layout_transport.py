@@ -21,7 +21,11 @@ from pycontainers.distribution.errors import (
     StoreError,
     TransportError,
 )
-from pycontainers.distribution.manifest import Descriptor, detect_media_type
+from pycontainers.distribution.manifest import (
+    ANNOTATION_SOURCE_DIGEST,
+    Descriptor,
+    detect_media_type,
+)
 from pycontainers.distribution.registry import RawManifest, RegistryClient
 from pycontainers.distribution.store import BlobWriter, ContentStore, FileLock
 from pycontainers.distribution.transports import (
@@ -123,10 +127,13 @@ class LayoutDestination:
     ) -> str:
         raise TransportError(f"{self.name}: a layout is written through blob_writer")
 
-    async def put_manifest(self, manifest: RawManifest, *, top_level: bool) -> None:
+    async def put_manifest(
+        self, manifest: RawManifest, *, top_level: bool, source_digest: Digest | None = None
+    ) -> None:
         desc = self.store.put_bytes(manifest.raw, manifest.media_type)
         if top_level:
-            self.store.tag(self.image, desc)
+            extra = {ANNOTATION_SOURCE_DIGEST: str(source_digest)} if source_digest else {}
+            self.store.tag(self.image, desc, annotations=extra)
 
     async def aclose(self) -> None:
         if self._gc is not None:

@@ -44,6 +44,9 @@ DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
 DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
+# On a store entry picked from an index: the index's digest, i.e. what the tag pointed at
+# in the registry (a HEAD on the tag answers with it). Our own key; other tools ignore it.
+ANNOTATION_SOURCE_DIGEST = "io.pycontainers.source.digest"
 
 IMAGE_MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})

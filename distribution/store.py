@@ -31,7 +31,7 @@ import queue
 import re
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -48,6 +48,7 @@ from pycontainers.distribution.errors import (
 )
 from pycontainers.distribution.manifest import (
     ANNOTATION_REF_NAME,
+    ANNOTATION_SOURCE_DIGEST,
     MANIFEST_TYPES,
     OCI_INDEX,
     Descriptor,
@@ -470,19 +471,35 @@ class ContentStore:
                 return image.descriptor
         raise ImageNotKnown(f"image {name!r} is not in the store at {self.root}")
 
-    def tag(self, name: str, desc: Descriptor) -> None:
+    def tag(
+        self, name: str, desc: Descriptor, *, annotations: Mapping[str, str] | None = None
+    ) -> None:
         """Point ``name`` at ``desc`` (replacing what it pointed at); the blob must exist."""
         if not valid_ref_name(name):
             raise StoreError(f"invalid image name {name!r} for an OCI layout")
         if not self.has_blob(desc):
             raise BlobNotFound(f"cannot tag {name}: manifest {desc.digest} is not in the store")
-        entry = desc.with_annotations({**desc.annotations, ANNOTATION_REF_NAME: name})
+        entry = desc.with_annotations(
+            {**desc.annotations, **(annotations or {}), ANNOTATION_REF_NAME: name}
+        )
         with self.index_lock():
             entries = [
                 e for e in self._read_index() if e.annotations.get(ANNOTATION_REF_NAME) != name
             ]
             entries.append(entry)
             self._write_index(entries)
+
+    def source_digest(self, name: str) -> Digest:
+        """What ``name`` pointed at in its registry when pulled: the index digest for an
+        image picked from an index, else the manifest digest (compare with a tag HEAD)."""
+        desc = self.resolve(name)
+        recorded = desc.annotations.get(ANNOTATION_SOURCE_DIGEST)
+        if recorded:
+            try:
+                return Digest.parse(recorded)
+            except DigestError:
+                pass
+        return desc.digest
 
     def untag(self, name: str) -> Descriptor:
         """Remove ``name``; its blobs stay until ``prune``. Returns what it pointed at."""

@@ -153,8 +153,13 @@ class ImageDestination(Protocol):
         """Send a blob from a local file (registry destinations); may mount instead."""
         ...
 
-    async def put_manifest(self, manifest: RawManifest, *, top_level: bool) -> None:
-        """Store a manifest; ``top_level`` ones also get the destination's name."""
+    async def put_manifest(
+        self, manifest: RawManifest, *, top_level: bool, source_digest: Digest | None = None
+    ) -> None:
+        """Store a manifest; ``top_level`` ones also get the destination's name.
+
+        ``source_digest`` is the index the manifest was picked from, when it was.
+        """
         ...
 
     async def aclose(self) -> None: ...

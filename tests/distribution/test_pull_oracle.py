@@ -156,3 +156,24 @@ def test_pull_by_digest(
     result = asyncio.run(pull(by_digest, store_root, connect))
     assert result.name == by_digest
     assert str(ContentStore(store_root).resolve(by_digest).digest) == digest
+
+
+def test_store_remembers_the_index_a_platform_came_from(
+    registry: Registry,
+    images: FixtureImages,
+    store_root: Path,
+    connect: ConnectOptions,
+    repo_name: str,
+) -> None:
+    multi = images.push(registry, "multi", f"{repo_name}/multi")
+    single = images.push(registry, "busybox", f"{repo_name}/single")
+    asyncio.run(pull(multi, store_root, connect))
+    asyncio.run(pull(single, store_root, connect))
+    store = ContentStore(store_root)
+    # what a HEAD on the tag answers, so "has the tag moved?" compares like with like
+    assert str(store.source_digest(multi)) == images.descriptor("multi")["digest"]
+    assert str(store.resolve(multi).digest) == images.descriptor("busybox")["digest"]
+    assert str(store.source_digest(single)) == images.descriptor("busybox")["digest"]
+    subprocess.run(  # an extra annotation does not bother skopeo
+        ["skopeo", "inspect", "--raw", f"oci:{store_root}:{multi}"], check=True, capture_output=True
+    )
