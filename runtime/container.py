@@ -14,7 +14,7 @@ import time
 
 from pycontainers.runtime import config as configmod
 from pycontainers.runtime import jsonfast as json
-from pycontainers.runtime import libc, state
+from pycontainers.runtime import state
 from pycontainers.runtime.channel import Channel
 from pycontainers.runtime.errors import (
     ConfigError,
@@ -30,16 +30,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pycontainers.runtime.cgroups import CgroupManager
 
-NAMESPACE_FLAGS = {
-    "pid": libc.CLONE_NEWPID,
-    "network": libc.CLONE_NEWNET,
-    "mount": libc.CLONE_NEWNS,
-    "ipc": libc.CLONE_NEWIPC,
-    "uts": libc.CLONE_NEWUTS,
-    "user": libc.CLONE_NEWUSER,
-    "cgroup": libc.CLONE_NEWCGROUP,
-    "time": libc.CLONE_NEWTIME,
-}
 # setns order: the user namespace first (it owns the others), mount last (after it the
 # other namespace paths may no longer be reachable).
 _JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
@@ -144,8 +134,27 @@ def _host_id(maps: list[configmod.IdMapping], container_id: int) -> int:
     return -1
 
 
+def _namespace_flags() -> dict[str, int]:
+    from pycontainers.runtime import libc
+
+    return {
+        "pid": libc.CLONE_NEWPID,
+        "network": libc.CLONE_NEWNET,
+        "mount": libc.CLONE_NEWNS,
+        "ipc": libc.CLONE_NEWIPC,
+        "uts": libc.CLONE_NEWUTS,
+        "user": libc.CLONE_NEWUSER,
+        "cgroup": libc.CLONE_NEWCGROUP,
+        "time": libc.CLONE_NEWTIME,
+    }
+
+
 def _enter_namespaces(cfg: configmod.Config, ch: Channel) -> None:
     """In the intermediate child: join namespaces given by path, then unshare new ones."""
+    # libc (ctypes) is imported where it is used: start, state, kill and delete need none
+    from pycontainers.runtime import libc
+
+    flag_of = _namespace_flags()
     joins = []
     for kind in _JOIN_ORDER:
         ns = cfg.namespace(kind)
@@ -157,7 +166,7 @@ def _enter_namespaces(cfg: configmod.Config, ch: Channel) -> None:
                     "open namespace", ns.path, exc.errno or 0, f"linux.namespaces {kind}"
                 ) from exc
     for fd, kind, path in joins:
-        libc.setns(fd, NAMESPACE_FLAGS[kind], path)
+        libc.setns(fd, flag_of[kind], path)
         os.close(fd)
     new = [ns.type for ns in cfg.namespaces if not ns.path]
     if "user" in new:
@@ -172,7 +181,7 @@ def _enter_namespaces(cfg: configmod.Config, ch: Channel) -> None:
     flags = 0
     for kind in new:
         if kind != "user":
-            flags |= NAMESPACE_FLAGS[kind]
+            flags |= flag_of[kind]
     if flags:
         libc.unshare(flags)
 
@@ -562,6 +571,8 @@ def run(root: str, container_id: str, bundle: str, opts: CreateOptions, detach: 
         return 0
     # As a subreaper we inherit the init when the intermediate child exits, so we can
     # wait for it and return its status.
+    from pycontainers.runtime import libc
+
     libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
     st = create(root, container_id, bundle, opts)
     try:
