@@ -259,8 +259,7 @@ def unpack_flat(
                         limits=limits,
                         what=f"image {image.name}: layer {desc.digest}",
                     )
-                for name in ("entries", "files", "bytes", "whiteouts", "skipped_devices"):
-                    setattr(total, name, getattr(total, name) + getattr(stats, name))
+                total += stats
     except FileExistsError as exc:
         raise LayerError(f"unpack {image.name}: {dest} appeared while unpacking") from exc
     return total

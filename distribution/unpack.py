@@ -24,7 +24,7 @@ import os
 import shutil
 import stat
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 
 from pycontainers.distribution.layer_errors import LayerError, MalformedLayer, UnsafeEntry
@@ -43,6 +43,7 @@ from pycontainers.distribution.tarstream import (
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
+_AUFS_META_PREFIX = ".wh..wh."
 # xattrs that would change how overlayfs reads the layer (redirects, metacopy, opaque):
 # a layer may not set them itself; opaque comes only from the marker file.
 _RESERVED_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
@@ -81,6 +82,12 @@ class ApplyStats:
     bytes: int = 0
     whiteouts: int = 0
     skipped_devices: int = 0
+    ignored: int = 0
+
+    def __add__(self, other: ApplyStats) -> ApplyStats:
+        return ApplyStats(
+            *(getattr(self, f.name) + getattr(other, f.name) for f in fields(ApplyStats))
+        )
 
 
 def safe_relpath(name: str, what: str) -> str:
@@ -131,6 +138,9 @@ class LayerApplier:
 
     def _entry(self, reader: TarReader, entry: TarEntry) -> None:
         path = safe_relpath(entry.name, self.what)
+        if path.startswith(_AUFS_META_PREFIX):
+            self.stats.ignored += 1  # aufs hard-link stash (.wh..wh.plnk/...) at the root
+            return
         parent, _, base = path.rpartition("/")
         try:
             if base.startswith(WHITEOUT_PREFIX):
@@ -330,8 +340,14 @@ class LayerApplier:
             else:
                 self._prune_lower(parent)
             return
+        if base.startswith(_AUFS_META_PREFIX):
+            # aufs bookkeeping (.wh..wh.plnk, .wh..wh.orph) in old Docker layers: not
+            # content, and Docker's own extractor drops it too.
+            self.stats.whiteouts -= 1
+            self.stats.ignored += 1
+            return
         name = base[len(WHITEOUT_PREFIX) :]
-        if name in ("", ".", "..") or name.startswith(WHITEOUT_PREFIX):
+        if name in ("", ".", ".."):
             raise UnsafeEntry(f"{self.what}: entry {entry.name!r}: invalid whiteout name")
         target = f"{parent}/{name}" if parent else name
         if self.opt.mode is Mode.OVERLAY:

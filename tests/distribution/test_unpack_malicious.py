@@ -311,3 +311,25 @@ def test_wrong_diff_id_leaves_no_layer_dir(tmp_path: Path) -> None:
         store.ensure(io.BytesIO(layer), "application/vnd.oci.image.layer.v1.tar", wrong)
     assert not store.has(wrong)
     assert list((tmp_path / "layers").iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", [Mode.FLATTEN, Mode.OVERLAY], ids=["flatten", "overlay"])
+def test_aufs_bookkeeping_is_dropped(mode: Mode, box: Box) -> None:
+    """Old Docker layers carry aufs metadata; Docker drops it, so do we."""
+    layer = tar_of(
+        [
+            E(".wh..wh.plnk", "dir"),
+            E(".wh..wh.plnk/1234.5678"),
+            E(".wh..wh.aufs"),
+            E("d", "dir"),
+            E("d/.wh..wh.orph"),
+            E("d/kept"),
+        ]
+    )
+    fd = os.open(box.root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        stats = apply_layer(fd, [layer], ApplyOptions(mode=mode))
+    finally:
+        os.close(fd)
+    assert sorted(p.name for p in box.root.rglob("*")) == ["d", "kept"]
+    assert stats.ignored == 4 and stats.whiteouts == 0
