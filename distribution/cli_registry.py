@@ -75,8 +75,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _output_args(p)
     p.set_defaults(func=_lazy("prune"))
 
-    p = sub.add_parser("fsck", help="re-verify every blob in the store")
-    p.add_argument("--repair", action="store_true", help="remove corrupt blobs")
+    p = sub.add_parser(
+        "fsck",
+        help="re-verify every blob in the store",
+        description="Re-hash every blob in the store and check that every image's blobs "
+        "are present. Exit status 1 if anything was wrong (also after --repair: the "
+        "images that lost blobs must be pulled again).",
+    )
+    p.add_argument(
+        "--repair", action="store_true", help="remove corrupt blobs (pull their images again)"
+    )
     _output_args(p)
     p.set_defaults(func=_lazy("fsck"))
 
