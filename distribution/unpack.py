@@ -82,6 +82,7 @@ class ApplyStats:
     bytes: int = 0
     whiteouts: int = 0
     skipped_devices: int = 0
+    skipped_xattrs: int = 0
     ignored: int = 0
 
     def __add__(self, other: ApplyStats) -> ApplyStats:
@@ -236,7 +237,7 @@ class LayerApplier:
                 os.fchown(fd, entry.uid, entry.gid)
             os.fchmod(fd, entry.mode & 0o7777)
             if entry.xattrs:
-                self._xattrs(fd, entry)
+                self._xattrs(fd, entry.xattrs)
             os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
         finally:
             os.close(fd)
@@ -285,9 +286,11 @@ class LayerApplier:
             # ``base`` was just created by us as a non-symlink in a directory we hold.
             os.chmod(base, entry.mode & 0o7777, dir_fd=pfd)
             if entry.xattrs:
+                # Special files cannot be opened for I/O; /proc/self/fd of an O_PATH
+                # handle names the inode itself (not followed: it is not a symlink).
                 fd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
                 try:
-                    self._xattrs_by_proc(fd, entry)
+                    self._xattrs(f"/proc/self/fd/{fd}", entry.xattrs)
                 finally:
                     os.close(fd)
         os.utime(
@@ -297,18 +300,22 @@ class LayerApplier:
             follow_symlinks=not symlink,
         )
 
-    def _xattrs(self, fd: int, entry: TarEntry) -> None:
-        for name, value in entry.xattrs.items():
+    def _xattrs(self, target: int | str, xattrs: dict[str, bytes]) -> None:
+        """Set a layer's xattrs, minus overlay's own; a file system without them is fine.
+
+        Labels a file system cannot hold (ENOTSUP) or an unprivileged caller may not set
+        (EPERM: trusted.*, security.*) are skipped, as containerd and umoci skip them,
+        so such a layer still unpacks.
+        """
+        for name, value in xattrs.items():
             if name.startswith(_RESERVED_XATTR_PREFIXES):
                 continue
-            os.setxattr(fd, name, value)
-
-    def _xattrs_by_proc(self, fd: int, entry: TarEntry) -> None:
-        # Special files cannot be opened for I/O; /proc/self/fd of an O_PATH handle
-        # names the inode itself (not followed further: it is not a symlink).
-        for name, value in entry.xattrs.items():
-            if not name.startswith(_RESERVED_XATTR_PREFIXES):
-                os.setxattr(f"/proc/self/fd/{fd}", name, value)
+            try:
+                os.setxattr(target, name, value)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+                    raise
+                self.stats.skipped_xattrs += 1
 
     def _directory(self, path: str, parent: str, base: str, entry: TarEntry) -> None:
         if path:
@@ -404,21 +411,28 @@ class LayerApplier:
     def _finish_dirs(self) -> None:
         for path, meta in self._dirs.items():
             try:
-                fd = self.root.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-            except (FileNotFoundError, NotADirectoryError, OSError) as exc:
-                if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
-                    continue  # replaced or removed later in the layer
-                raise
-            try:
-                if self.opt.preserve_owners:
-                    os.fchown(fd, meta.uid, meta.gid)
-                os.fchmod(fd, meta.mode)
-                for name, value in meta.xattrs.items():
-                    if not name.startswith(_RESERVED_XATTR_PREFIXES):
-                        os.setxattr(fd, name, value)
-                os.utime(fd, ns=(meta.mtime_ns, meta.mtime_ns))
-            finally:
-                os.close(fd)
+                self._finish_dir(path, meta)
+            except OSError as exc:
+                raise LayerError(
+                    f"{self.what}: directory {path or '.'!r}: {exc.strerror or exc}"
+                ) from exc
+
+    def _finish_dir(self, path: str, meta: _DirMeta) -> None:
+        try:
+            fd = self.root.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                return  # replaced or removed later in the layer
+            raise
+        try:
+            if self.opt.preserve_owners:
+                os.fchown(fd, meta.uid, meta.gid)
+            os.fchmod(fd, meta.mode)
+            if meta.xattrs:
+                self._xattrs(fd, meta.xattrs)
+            os.utime(fd, ns=(meta.mtime_ns, meta.mtime_ns))
+        finally:
+            os.close(fd)
 
 
 def _is_whiteout(st: os.stat_result) -> bool:

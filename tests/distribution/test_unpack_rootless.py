@@ -105,3 +105,32 @@ def test_rootless_unpack_and_userxattr_overlay(nobody_dir: Path) -> None:
     assert "opaque/new1" in flat and "gone-dir/back.txt" in flat
     assert "opaque/old1" not in flat and "gone-dir/inner" not in flat
     assert result["skipped"] == 0
+
+
+XATTR_LAYER = """
+import io, json, os, sys, tarfile
+from pycontainers.distribution.unpack import ApplyOptions, Mode, apply_layer
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    info = tarfile.TarInfo("f")
+    info.pax_headers = {"SCHILY.xattr.trusted.label": "x", "SCHILY.xattr.user.note": "ok"}
+    tar.addfile(info, io.BytesIO(b""))
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+stats = apply_layer(fd, [buf.getvalue()], ApplyOptions(mode=Mode.FLATTEN))
+path = os.path.join(sys.argv[1], "f")
+print(json.dumps({"skipped": stats.skipped_xattrs, "xattrs": sorted(os.listxattr(path))}))
+"""
+
+
+@pytest.mark.root
+def test_xattrs_an_unprivileged_user_may_not_set_are_skipped(nobody_dir: Path) -> None:
+    target = nobody_dir / "x"
+    target.mkdir()
+    os.chown(target, NOBODY, NOBODY)
+    done = subprocess.run(
+        [*AS_NOBODY, sys.executable, "-c", XATTR_LAYER, str(target)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(done.stdout) == {"skipped": 1, "xattrs": ["user.note"]}
