@@ -84,29 +84,35 @@ def _cgroup_manager(cfg: configmod.Config, container_id: str) -> CgroupManager:
     return manager
 
 
-def _remove_empty_cgroups(st: ContainerState) -> bool:
-    """Fast path of delete: rmdir the container's cgroups when they are empty leaves.
+def _remove_empty_cgroups(st: ContainerState) -> dict[str, str]:
+    """Fast path of delete: rmdir the container's cgroups that are empty leaves.
 
     A stopped container's cgroups usually are, and then there is no need to load the
-    cgroup part at all (its import costs more than the rest of `delete`). False when a
-    directory is still busy or has children: the cgroup manager's destroy() takes over.
+    cgroup part at all (its import costs more than the rest of `delete`). Returns the
+    directories still there (busy, or with children): the cgroup manager's destroy()
+    takes those over.
     """
     paths = st.data.get("cgroup_paths")
+    left: dict[str, str] = {}
     if not isinstance(paths, dict):
-        return True
-    for directory in sorted(map(str, paths.values()), key=len, reverse=True):
+        return left
+    for key, directory in paths.items():
         try:
-            os.rmdir(directory)
+            os.rmdir(str(directory))
         except FileNotFoundError:
             continue
         except OSError:
-            return False
-    return True
+            left[str(key)] = str(directory)
+    return left
 
 
-def _cgroup_from_state(st: ContainerState) -> CgroupManager | None:
-    paths = st.data.get("cgroup_paths")
-    if not isinstance(paths, dict) or not paths:
+def _cgroup_from_state(
+    st: ContainerState, paths: dict[str, str] | None = None
+) -> CgroupManager | None:
+    if paths is None:
+        saved = st.data.get("cgroup_paths")
+        paths = saved if isinstance(saved, dict) else {}
+    if not paths:
         return None
     from pycontainers.runtime import cgroups
 
@@ -545,7 +551,7 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
             pass
         if not _wait_gone(st.pid, st.data.get("pid_start"), STOP_TIMEOUT):
             raise OciRuntimeError(f"container {container_id!r}: init {st.pid} did not die")
-    manager = None if _remove_empty_cgroups(st) else _cgroup_from_state(st)
+    manager = _cgroup_from_state(st, _remove_empty_cgroups(st))
     poststop = _hooks_of(st, "poststop")
     _remove_state(st, manager)
     if poststop:

@@ -264,3 +264,17 @@ def test_exec_detach_leaves_the_process_running(
     pid = int(pid_file.read_text())
     assert _alive(pid)
     assert pid in json.loads(ours("ps", "--format", "json", cid).stdout)
+
+
+def test_delete_removes_nested_cgroups_the_container_made(
+    ours: Runtime, make_bundle: BundleFactory
+) -> None:
+    cid, _ = ours.create(make_bundle(["true"]))
+    with open(f"/proc/{ours.state(cid)['pid']}/cgroup") as f:
+        pids_path = next(line.split(":", 2)[2].strip() for line in f if ":pids:" in line)
+    own = Path("/sys/fs/cgroup/pids") / pids_path.lstrip("/")
+    (own / "nested").mkdir()  # as a container managing its own sub-cgroups would
+    ours("start", cid, check=True)
+    eventually(lambda: ours.state(cid)["status"] == "stopped", what="stopped")
+    assert ours("delete", cid).returncode == 0
+    assert not own.exists()
