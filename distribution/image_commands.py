@@ -25,7 +25,7 @@ from pycontainers.distribution.authfile import Credentials
 from pycontainers.distribution.docker_transport import ConnectOptions, open_client
 from pycontainers.distribution.endpoints import Endpoints
 from pycontainers.distribution.errors import DistributionError, ImageNotKnown
-from pycontainers.distribution.imagecopy import ACCEPT_ANYTHING, CopyOptions, TrustCheck, copy_image
+from pycontainers.distribution.imagecopy import CopyOptions, TrustCheck, copy_image
 from pycontainers.distribution.manifest import (
     Descriptor,
     ImageIndex,
@@ -76,18 +76,17 @@ def _platform(args: argparse.Namespace) -> Platform | None:
 def _trust_check(args: argparse.Namespace) -> TrustCheck:
     """The policy check for pulls and copies (``--policy``, else the default policy file).
 
-    The signatures part provides it; without that part only the accept-all default
-    exists, and naming a policy is then an error rather than silently accepting.
+    Fails closed: if the policy code cannot be loaded, nothing is pulled (a policy on
+    this host may demand signatures; accepting everything instead would be silent).
     """
     try:
         from pycontainers.distribution.policy import load_policy
         from pycontainers.distribution.trust import PolicyTrustCheck
     except ImportError as exc:
-        if args.policy:
-            raise DistributionError(
-                f"--policy {args.policy}: signature verification is not available ({exc})"
-            ) from exc
-        return ACCEPT_ANYTHING
+        raise DistributionError(
+            f"the image trust policy cannot be checked: signature verification is not "
+            f"available ({exc})"
+        ) from exc
     check: TrustCheck = PolicyTrustCheck(load_policy(args.policy))
     return check
 
