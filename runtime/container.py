@@ -432,11 +432,13 @@ def start(root: str, container_id: str) -> ContainerState:
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         woken = False
+        received = b""
         while True:
             if poller.poll(100):
-                data = os.read(fd, 64)
+                data = os.read(fd, 4096)
                 if data:
                     woken = True
+                    received += data
                     continue
                 if woken:
                     break  # EOF: the init exec'd the program (or died trying)
@@ -450,6 +452,9 @@ def start(root: str, container_id: str) -> ContainerState:
         os.unlink(st.fifo)
     except FileNotFoundError:
         pass
+    if received[1:2] == b"E":
+        # the init failed between the wake-up and execve (startContainer hook, exec)
+        raise OciRuntimeError(received[2:].decode(errors="replace"))
     poststart = _hooks_of(st, "poststart")
     if poststart:
         from pycontainers.runtime import hooks

@@ -226,8 +226,13 @@ def run(
     wake = os.open(f"/proc/self/fd/{fifo}", os.O_WRONLY | os.O_CLOEXEC)
     os.write(wake, b"0")
     os.close(fifo)
-    if cfg.hooks.get("startContainer"):
-        from pycontainers.runtime import hooks
+    try:
+        if cfg.hooks.get("startContainer"):
+            from pycontainers.runtime import hooks
 
-        hooks.run_hooks("startContainer", cfg.hooks["startContainer"], ch.state)
-    exec_process(process, program, env, compiled, listen_fds + preserve_fds)
+            hooks.run_hooks("startContainer", cfg.hooks["startContainer"], ch.state)
+        exec_process(process, program, env, compiled, listen_fds + preserve_fds)
+    except BaseException as exc:
+        # The setup channel is closed by now: `start` gets the failure through the fifo.
+        os.write(wake, b"E" + str(exc).encode(errors="replace")[:3000])
+        raise

@@ -132,3 +132,18 @@ def test_run_detach_notifies_systemd_with_the_init_as_main_pid(
     assert state["status"] == "running"
     # the main PID is the container's program itself, no Python process in between
     assert os.readlink(f"/proc/{state['pid']}/exe").endswith("/bin/busybox")
+
+
+def test_failing_start_container_hook_fails_start(
+    ours: Runtime, make_bundle: BundleFactory
+) -> None:
+    bundle = make_bundle(
+        ["sleep", "60"],
+        lambda cfg: cfg.update(hooks={"startContainer": [_hook("echo nope >&2; exit 2")]}),
+    )
+    cid, done = ours.create(bundle)
+    assert done.returncode == 0, done.stderr
+    started = ours("start", cid)
+    assert started.returncode == 1
+    assert "hook startContainer[0] /bin/sh: exited with status 2: nope" in started.stderr
+    eventually(lambda: ours.state(cid)["status"] == "stopped", what="stopped")
