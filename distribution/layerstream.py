@@ -20,6 +20,7 @@ import queue
 import shutil
 import subprocess
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from enum import Enum
@@ -31,6 +32,7 @@ from pycontainers.distribution.layer_errors import LayerError, LayerTooLarge, Ma
 
 CHUNK = 1 << 20
 _F_SETPIPE_SZ = 1031
+_CLOSE_WAIT = 2.0
 
 
 class Compression(Enum):
@@ -101,9 +103,12 @@ class FeedStream:
 
     def read(self, n: int = -1, /) -> bytes:
         while not self._buf:
-            if self._eof:
+            if self._eof or self._reader_gone.is_set():
                 return b""
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
             if item is None:
                 self._eof = True
                 return b""
@@ -161,9 +166,15 @@ class LayerStream:
 
     def close(self) -> None:
         self._stop.set()
+        if isinstance(self.src, FeedStream):
+            self.src.close()  # this stream was its reader: the feeder must not wait on us
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
-        while self._thread.is_alive():
+        # The producer stops at its next hand-over; a source blocked in read() (a stalled
+        # download) may hold it longer, so wait boundedly: it is a daemon thread and
+        # leaves as soon as the read returns.
+        deadline = time.monotonic() + _CLOSE_WAIT
+        while self._thread.is_alive() and time.monotonic() < deadline:
             with contextlib.suppress(queue.Empty):
                 self._queue.get(timeout=0.05)
         if self._proc is not None:

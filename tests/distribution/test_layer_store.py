@@ -10,6 +10,7 @@ import os
 import stat
 import subprocess
 import sys
+import tarfile
 import threading
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 
 from harness.images import FixtureImages
 from pycontainers.distribution.digest import Digest
-from pycontainers.distribution.layer_errors import LayerError
+from pycontainers.distribution.layer_errors import LayerError, UnsafeEntry
 from pycontainers.distribution.layerstore import (
     LayerStore,
     default_layers_dir,
@@ -264,3 +265,19 @@ def test_failed_unpack_releases_the_download(tmp_path: Path) -> None:
         stream.close()
         thread.join(timeout=30)
     assert not thread.is_alive()
+
+
+def test_hostile_layer_during_a_stalled_download_does_not_hang(tmp_path: Path) -> None:
+    """The unpack refuses the first bad entry even though the rest never arrives."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.addfile(tarfile.TarInfo("../escape"), io.BytesIO(b""))
+    stream = FeedStream()
+    stream.feed(buf.getvalue()[:1024])  # the header and more, then the download stalls
+    store = LayerStore(tmp_path)
+    try:
+        with pytest.raises(UnsafeEntry, match="path contains"):
+            store.ensure(stream, TAR, Digest.of_bytes(b""))
+    finally:
+        stream.close()
+    assert os.listdir(tmp_path) == []
