@@ -328,6 +328,8 @@ def detect_media_type(raw: bytes, declared: str | None = None, *, what: str = "m
     """
     doc = _load_json(raw, what)
     inner = doc.get("mediaType")
+    if inner is not None and not isinstance(inner, str):
+        raise ManifestError(f"{what}: mediaType is not a string")
     declared = (declared or "").split(";")[0].strip() or None
     if doc.get("schemaVersion") == 1 or inner in SCHEMA1_TYPES or declared in SCHEMA1_TYPES:
         raise UnsupportedMediaType(
