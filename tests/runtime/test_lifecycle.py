@@ -278,3 +278,13 @@ def test_delete_removes_nested_cgroups_the_container_made(
     eventually(lambda: ours.state(cid)["status"] == "stopped", what="stopped")
     assert ours("delete", cid).returncode == 0
     assert not own.exists()
+
+
+def test_a_create_that_died_half_way_can_be_deleted(ours: Runtime) -> None:
+    """A state directory without state.json (create was killed mid-way) shows as
+    `creating` and `delete` clears it."""
+    cid = ours.new_id()
+    (ours.root / cid).mkdir(parents=True)
+    assert ours.state(cid)["status"] == "creating"
+    assert ours("delete", cid).returncode == 0
+    assert not (ours.root / cid).exists()
