@@ -192,6 +192,11 @@ class TarReader:
                 raise MalformedLayer(f"{self.what}: tar stream is truncated inside a file")
             self._left = self._pad = 0
 
+    @property
+    def data_left(self) -> int:
+        """Bytes of the current member's data not consumed yet."""
+        return self._left
+
     def read_data(self, write: Callable[[memoryview], object]) -> None:
         """Hand the current member's data to ``write`` in slices."""
         n = self._left

@@ -19,6 +19,7 @@ writing children changes a directory's mtime and a read-only mode would block th
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -121,6 +122,8 @@ class LayerApplier:
         self._dirs: dict[str, _DirMeta] = {}
         self._upper: set[str] = set()  # paths this layer wrote (FLATTEN whiteout rule)
         self._upper_dirs: set[str] = set()  # directories on the way to those paths
+        # Without CAP_DAC_OVERRIDE, permission bits bind us too (rootless unpack).
+        self._privileged = os.geteuid() == 0
 
     def close(self) -> None:
         self.root.close()
@@ -144,23 +147,17 @@ class LayerApplier:
             return
         parent, _, base = path.rpartition("/")
         try:
-            if base.startswith(WHITEOUT_PREFIX):
-                self._whiteout(parent, base, entry)
-                return
-            if entry.type == DIRECTORY or not path:
-                if entry.type != DIRECTORY:
-                    raise UnsafeEntry(f"{self.what}: entry {entry.name!r}: not a directory")
-                self._directory(path, parent, base, entry)
-            elif entry.type == REGULAR:
-                self._file(reader, parent, base, entry)
-            elif entry.type == SYMLINK:
-                pfd = self._parent(parent, entry)
-                self._make(pfd, base, lambda: os.symlink(entry.linkname, base, dir_fd=pfd))
-                self._meta_at(pfd, base, entry, symlink=True)
-            elif entry.type == HARDLINK:
-                self._hardlink(parent, base, entry)
-            elif entry.type in (CHARDEV, BLOCKDEV, FIFO):
-                self._special(parent, base, entry)
+            try:
+                self._dispatch(reader, entry, path, parent, base)
+            except PermissionError:
+                # Unprivileged, a lower layer's read-only directory (0555) blocks us as
+                # it would block any owner; open it up for this layer, restore it at
+                # the end. A file whose data was already consumed cannot be retried.
+                if self._privileged or reader.data_left != entry.size:
+                    raise
+                if not self._make_writable(parent):
+                    raise
+                self._dispatch(reader, entry, path, parent, base)
         except LayerError:
             raise
         except (ValueError, OverflowError) as exc:  # NUL in a name, ids or times out of range
@@ -170,7 +167,44 @@ class LayerApplier:
                 f"{self.what}: entry {entry.name!r}: {exc.strerror or exc} "
                 f"({errno.errorcode.get(exc.errno or 0, exc.errno)})"
             ) from exc
-        self._note_upper(path)
+        if not base.startswith(WHITEOUT_PREFIX):
+            self._note_upper(path)
+
+    def _dispatch(
+        self, reader: TarReader, entry: TarEntry, path: str, parent: str, base: str
+    ) -> None:
+        if base.startswith(WHITEOUT_PREFIX):
+            self._whiteout(parent, base, entry)
+        elif entry.type == DIRECTORY or not path:
+            if entry.type != DIRECTORY:
+                raise UnsafeEntry(f"{self.what}: entry {entry.name!r}: not a directory")
+            self._directory(path, parent, base, entry)
+        elif entry.type == REGULAR:
+            self._file(reader, parent, base, entry)
+        elif entry.type == SYMLINK:
+            pfd = self._parent(parent, entry)
+            self._make(pfd, base, lambda: os.symlink(entry.linkname, base, dir_fd=pfd))
+            self._meta_at(pfd, base, entry, symlink=True)
+        elif entry.type == HARDLINK:
+            self._hardlink(parent, base, entry)
+        elif entry.type in (CHARDEV, BLOCKDEV, FIFO):
+            self._special(parent, base, entry)
+
+    def _make_writable(self, path: str) -> bool:
+        """Give the owner rwx on directory ``path`` until the layer ends; False if it had."""
+        fd = self.root.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            st = os.fstat(fd)
+            if st.st_mode & 0o700 == 0o700:
+                return False
+            if path not in self._dirs:
+                self._dirs[path] = _DirMeta(
+                    stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns, {}
+                )
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) | 0o700)
+        finally:
+            os.close(fd)
+        return True
 
     def _note_upper(self, path: str) -> None:
         if self.opt.mode is Mode.FLATTEN:
@@ -209,6 +243,8 @@ class LayerApplier:
         except FileNotFoundError:
             return False
         if stat.S_ISDIR(st.st_mode):
+            if not self._privileged:
+                _open_up_tree(pfd, base)
             shutil.rmtree(base, dir_fd=pfd)
             self.root.forget()
         else:
@@ -394,9 +430,7 @@ class LayerApplier:
             dfd = self.root.dir(path)
         except (FileNotFoundError, NotADirectoryError):
             return
-        with os.scandir(dfd_open := os.open(".", os.O_RDONLY | os.O_DIRECTORY, dir_fd=dfd)) as it:
-            names = [e.name for e in it]
-        os.close(dfd_open)
+        names = [e.name for e in _scan(dfd)]
         for name in names:
             child = f"{path}/{name}" if path else name
             if child in self._upper_dirs or (child in self._upper and child in self._dirs):
@@ -433,6 +467,44 @@ class LayerApplier:
             os.utime(fd, ns=(meta.mtime_ns, meta.mtime_ns))
         finally:
             os.close(fd)
+
+
+def _open_up_tree(pfd: int, base: str) -> None:
+    """Owner rwx on every directory of the tree ``base``, so an owner can delete it.
+
+    Each directory is reached by ``O_NOFOLLOW`` opens from ``pfd`` down and changed
+    through its ``O_PATH`` handle, so a symlink in the tree is never followed.
+    """
+    flags = os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
+    try:
+        top = os.open(base, flags, dir_fd=pfd)
+    except OSError:
+        return
+    stack = [top]
+    while stack:
+        fd = stack.pop()
+        try:
+            mode = stat.S_IMODE(os.fstat(fd).st_mode)
+            if mode & 0o700 != 0o700:
+                os.chmod(f"/proc/self/fd/{fd}", mode | 0o700)
+            names = [e.name for e in _scan(fd) if e.is_dir(follow_symlinks=False)]
+            for name in names:
+                with contextlib.suppress(OSError):
+                    stack.append(os.open(name, flags, dir_fd=fd))
+        except OSError:
+            pass  # rmtree reports what still cannot be removed
+        finally:
+            os.close(fd)
+
+
+def _scan(dir_fd: int) -> list[os.DirEntry[str]]:
+    """The entries of a directory held as an ``O_PATH`` handle."""
+    fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        with os.scandir(fd) as it:  # scandir duplicates fd; ours is closed below
+            return list(it)
+    finally:
+        os.close(fd)
 
 
 def _is_whiteout(st: os.stat_result) -> bool:

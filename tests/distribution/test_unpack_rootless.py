@@ -134,3 +134,45 @@ def test_xattrs_an_unprivileged_user_may_not_set_are_skipped(nobody_dir: Path) -
         text=True,
     )
     assert json.loads(done.stdout) == {"skipped": 1, "xattrs": ["user.note"]}
+
+
+READ_ONLY_LAYERS = """
+import io, json, os, stat, sys, tarfile
+from pycontainers.distribution.unpack import ApplyOptions, Mode, apply_layer
+
+def layer(entries):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, kind, mode in entries:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = kind, mode
+            tar.addfile(info, io.BytesIO(b""))
+    return buf.getvalue()
+
+D, F = tarfile.DIRTYPE, tarfile.REGTYPE
+lower = layer([("ro", D, 0o555), ("ro/old", F, 0o444), ("ro/sub", D, 0o555),
+               ("ro/sub/deep", D, 0o500), ("ro/sub/deep/x", F, 0o400), ("ro/keep", F, 0o444)])
+upper = layer([("ro/new", F, 0o644), ("ro/.wh.old", F, 0), ("ro/.wh.sub", F, 0)])
+root = sys.argv[1]
+fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+for data in (lower, upper):
+    apply_layer(fd, [data], ApplyOptions(mode=Mode.FLATTEN))
+ro = os.path.join(root, "ro")
+print(json.dumps({"names": sorted(os.listdir(ro)), "mode": stat.S_IMODE(os.stat(ro).st_mode)}))
+"""
+
+
+@pytest.mark.root
+def test_unprivileged_flatten_through_read_only_directories(nobody_dir: Path) -> None:
+    """A lower layer's 0555 directory binds an unprivileged owner; the unpack opens it
+    for the upper layer (new file, file and subtree whiteouts) and restores its mode."""
+    target = nobody_dir / "ro-root"
+    target.mkdir()
+    os.chown(target, NOBODY, NOBODY)
+    done = subprocess.run(
+        [*AS_NOBODY, sys.executable, "-c", READ_ONLY_LAYERS, str(target)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"names": ["keep", "new"], "mode": 0o555}
