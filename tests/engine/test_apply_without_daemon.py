@@ -35,6 +35,9 @@ def test_apply_runs_a_container_whose_main_pid_is_its_init(
     assert nspid(engine.systemd, pid)[-1] == "1"
     assert engine.systemd.exec("cat", f"/proc/{pid}/comm").stdout.strip() == "sh"
     assert "started from-apply" in engine.journal("hello")
+    assert "started from-apply" in engine.pyc("logs", "hello").stdout
+    text = engine.pyc("status").stdout
+    assert "summary: 1 containers, 1 running" in text
     status = engine.container_status("hello")
     assert status["activeState"] == "active"
     assert status["digest"].startswith("sha256:")

@@ -34,6 +34,14 @@ def test_directory_drop_edit_break_repair_restart_delete(
     first = engine.main_pid("dwell")
     assert nspid(engine.systemd, first)[-1] == "1"
     wait(lambda: "started one" in engine.journal("dwell"), "dwell's output in the journal")
+    # the daemon's own systemctl status line summarises
+    wait(
+        lambda: (
+            "1 containers, 1 running, rev "
+            in engine.systemd.systemctl("show", "-p", "StatusText", "pycontainers.service").stdout
+        ),
+        "the daemon's STATUS= line",
+    )
 
     # edit: the container is replaced (a new init, the new environment, one bundle left)
     write_spec(
