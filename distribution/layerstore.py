@@ -22,22 +22,23 @@ import fcntl
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from pycontainers.distribution.digest import Digest
-from pycontainers.distribution.errors import ManifestError
+from pycontainers.distribution.errors import DigestError, ManifestError
 from pycontainers.distribution.layer_errors import DiffIDMismatch, LayerError
 from pycontainers.distribution.layerstream import LayerStream, Readable, compression_of
 from pycontainers.distribution.manifest import (
+    IMAGE_MANIFEST_TYPES,
     ImageConfig,
     ImageIndex,
     ImageManifest,
     Platform,
     parse_config,
 )
-from pycontainers.distribution.store import ContentStore
+from pycontainers.distribution.store import ContentStore, FileLock
 from pycontainers.distribution.unpack import (
     DEFAULT_LIMITS,
     ApplyOptions,
@@ -166,7 +167,7 @@ class LayerStore:
             return final
         self.dir.mkdir(parents=True, exist_ok=True)
         try:
-            with staged_dir(final) as (_, fd):
+            with self._lock(exclusive=False), staged_dir(final) as (_, fd):
                 unpack_stream(
                     fd,
                     src,
@@ -219,6 +220,81 @@ class LayerStore:
             finally:
                 os.close(fd)
         return removed
+
+    def layers(self) -> list[Digest]:
+        """The diff_ids of the complete layer directories."""
+        if not self.dir.is_dir():
+            return []
+        out = []
+        for entry in self.dir.iterdir():
+            if len(entry.name) == 64 and not entry.name.startswith("."):
+                with contextlib.suppress(DigestError):
+                    out.append(Digest.parse(f"sha256:{entry.name}"))
+        return sorted(out)
+
+    def prune(self, keep: Iterable[Digest]) -> list[Digest]:
+        """Remove every layer not in ``keep`` that no mounted overlay uses; returns them.
+
+        A layer is first renamed to a ``.tmp-`` name, so it stops being a complete layer
+        at once, then deleted. The exclusive store lock keeps ``ensure`` from handing out
+        a layer while it goes.
+        """
+        wanted = {d.hex for d in keep}
+        removed = []
+        with self._lock(exclusive=True):
+            mounted = _mountinfo()
+            for diff_id in self.layers():
+                path = self.path(diff_id)
+                if diff_id.hex in wanted or f"{path}:" in mounted or f"{path}," in mounted:
+                    continue
+                doomed = self.dir / f".tmp-del-{diff_id.hex}-{secrets.token_hex(4)}"
+                try:
+                    os.rename(path, doomed)
+                except FileNotFoundError:
+                    continue
+                shutil.rmtree(doomed, ignore_errors=True)
+                removed.append(diff_id)
+        return removed
+
+    def _lock(self, *, exclusive: bool) -> FileLock:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return FileLock(self.dir / ".lock", shared=not exclusive)
+
+
+def _mountinfo() -> str:
+    """Mount options of every mount, each followed by a delimiter, for substring checks.
+
+    overlayfs shows ``lowerdir=A:B:C,upperdir=...`` among its options; a layer path
+    followed by ``:`` or ``,`` there is in use.
+    """
+    try:
+        text = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return ""
+    return "\n".join(line + "," for line in text.splitlines())
+
+
+def referenced_diff_ids(store: ContentStore) -> set[Digest]:
+    """The diff_ids of every image the store names (each platform it holds of an index).
+
+    An image that cannot be read raises: pruning must not guess what is unused.
+    """
+    out: set[Digest] = set()
+    for stored in store.images():
+        manifest = store.read_manifest(stored.descriptor, what=f"image {stored.name}")
+        manifests = [manifest]
+        if isinstance(manifest, ImageIndex):
+            manifests = [
+                store.read_manifest(d, what=f"image {stored.name}")
+                for d in manifest.manifests
+                if d.media_type in IMAGE_MANIFEST_TYPES and store.has_blob(d)
+            ]
+        for m in manifests:
+            if isinstance(m, ImageManifest) and store.has_blob(m.config):
+                raw = store.read_blob(m.config.digest)
+                m.config.digest.verify_bytes(raw, what=f"image {stored.name}: config")
+                out.update(parse_config(raw, what=f"image {stored.name}: config").diff_ids)
+    return out
 
 
 def lowerdir_option(layer_dirs: list[Path]) -> str:

@@ -22,6 +22,8 @@ from pycontainers.distribution.layer_errors import LayerError, UnsafeEntry
 from pycontainers.distribution.layerstore import (
     LayerStore,
     default_layers_dir,
+    lowerdir_option,
+    referenced_diff_ids,
     resolve_image,
 )
 from pycontainers.distribution.layerstream import FeedStream
@@ -31,6 +33,11 @@ TAR = "application/vnd.oci.image.layer.v1.tar"
 GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 DOCKER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+
+def entries(layers_dir: Path) -> list[str]:
+    """What a layer store directory holds besides its lock file."""
+    return sorted(n for n in os.listdir(layers_dir) if n != ".lock")
 
 
 def listing(root: Path) -> list[tuple[str, int, str]]:
@@ -99,7 +106,7 @@ def test_every_compression_gives_the_same_layer(
         path = store.ensure(io.BytesIO(data), media_type, diff_id)
     assert path == tmp_path / "layers" / diff_id.hex
     assert listing(path) == listing(reference)
-    assert os.listdir(tmp_path / "layers") == [diff_id.hex]
+    assert entries(tmp_path / "layers") == [diff_id.hex]
 
 
 def test_a_present_layer_is_not_read_again(layered: tuple[bytes, Digest], tmp_path: Path) -> None:
@@ -127,7 +134,7 @@ def test_interrupted_unpack_leaves_nothing_taken_as_complete(
     with pytest.raises(LayerError, match="connection reset"):
         store.ensure(io.BufferedReader(Exploding(raw, len(raw) // 2)), TAR, diff_id)
     assert not store.has(diff_id)
-    assert os.listdir(tmp_path) == []
+    assert entries(tmp_path) == []
 
 
 def test_stale_temp_dirs_are_removed_unless_locked(tmp_path: Path) -> None:
@@ -164,7 +171,7 @@ def test_concurrent_unpacks_of_one_layer_agree(
     for t in threads:
         t.join()
     assert results == [tmp_path / diff_id.hex] * 4
-    assert os.listdir(tmp_path) == [diff_id.hex]
+    assert entries(tmp_path) == [diff_id.hex]
 
 
 def test_userxattr_opaque_for_rootless_overlay(images: FixtureImages, tmp_path: Path) -> None:
@@ -250,7 +257,7 @@ def test_failed_download_leaves_no_layer(layered: tuple[bytes, Digest], tmp_path
     finally:
         stream.close()
         thread.join()
-    assert os.listdir(tmp_path) == []
+    assert entries(tmp_path) == []
 
 
 def test_failed_unpack_releases_the_download(tmp_path: Path) -> None:
@@ -280,4 +287,28 @@ def test_hostile_layer_during_a_stalled_download_does_not_hang(tmp_path: Path) -
             store.ensure(stream, TAR, Digest.of_bytes(b""))
     finally:
         stream.close()
-    assert os.listdir(tmp_path) == []
+    assert entries(tmp_path) == []
+
+
+@pytest.mark.root
+def test_prune_keeps_what_images_and_mounts_use(images: FixtureImages, tmp_path: Path) -> None:
+    store = ContentStore(images.layout)
+    layers = LayerStore(tmp_path / "layers")
+    busybox = layers.ensure_image(store, resolve_image(store, "busybox"))
+    layered = layers.ensure_image(store, resolve_image(store, "layered"))
+    assert referenced_diff_ids(store) >= set(layers.layers())
+
+    keep = {Digest.parse(f"sha256:{p.name}") for p in busybox}
+    merged, work, upper = tmp_path / "merged", tmp_path / "work", tmp_path / "upper"
+    for d in (merged, work, upper):
+        d.mkdir()
+    opts = f"lowerdir={lowerdir_option(layered[:2])},upperdir={upper},workdir={work}"
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(merged)], check=True)
+    try:
+        removed = layers.prune(keep)
+        assert [f"{d.hex}" for d in removed] == [layered[2].name]  # the unmounted one
+    finally:
+        subprocess.run(["umount", str(merged)], check=True)
+    removed = layers.prune(keep)
+    assert sorted(d.hex for d in removed) == sorted(p.name for p in layered[:2])
+    assert entries(tmp_path / "layers") == sorted(p.name for p in busybox)
