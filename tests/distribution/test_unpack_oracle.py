@@ -153,3 +153,35 @@ def test_layer_dirs_hold_overlay_whiteouts(store: ContentStore, tmp_path: Path) 
         assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0 and (st.st_uid, st.st_gid) == (0, 0)
     assert os.getxattr(second / "opaque", "trusted.overlay.opaque") == b"y"
     assert not (second / "opaque" / ".wh..wh..opq").exists()
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("fmt", ["zstd", "gzip"])
+def test_layers_recompressed_by_skopeo_unpack_the_same(
+    fmt: str,
+    images: FixtureImages,
+    umoci_trees: dict[str, dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    """zstd layers written by containers/image (skopeo), an independent encoder."""
+    out = tmp_path / "oci"
+    subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "-q",
+            "--dest-compress",
+            "--dest-compress-format",
+            fmt,
+            images.ref("layered"),
+            f"oci:{out}:layered",
+        ],
+        check=True,
+    )
+    store = ContentStore(out)
+    image = resolve_image(store, "layered")
+    assert {d.media_type for d in image.manifest.layers} == {
+        f"application/vnd.oci.image.layer.v1.tar+{fmt}"
+    }
+    unpack_flat(store, image, tmp_path / "rootfs")
+    assert tree(tmp_path / "rootfs") == umoci_trees["layered"]
