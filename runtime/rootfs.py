@@ -116,8 +116,6 @@ class _Resolved:
     def __init__(self, rootfd: int, path: str, create: str | None = None) -> None:
         try:
             self.fd = open_in_root(rootfd, path, create=create)
-        except MountError:
-            raise
         except OSError as exc:
             raise MountError("resolve", path, exc.errno or 0, "inside the rootfs") from exc
         self.target = fd_path(self.fd)
@@ -131,8 +129,10 @@ class _Resolved:
 
 def _remount_bind(rootfd: int, dest: str, flags: int) -> None:
     with _Resolved(rootfd, dest) as r:
-        keep = mountopts.flags_from_statvfs(os.statvfs(r.target).f_flag)
-        flags |= keep & ~libc.MS_RDONLY if not flags & libc.MS_RDONLY else keep
+        # Repeat the mount's current flags (the kernel refuses to drop locked ones), except
+        # read-only: like runc, the options decide that (a bind copies the source's flags).
+        keep = mountopts.flags_from_statvfs(os.statvfs(r.target).f_flag) & ~libc.MS_RDONLY
+        flags |= keep
         libc.mount(None, r.target, None, libc.MS_BIND | libc.MS_REMOUNT | flags, None, dest)
 
 
