@@ -6,7 +6,9 @@ inputs give the same digests, because directory layers are written with entries 
 by name, owners 0:0 without names, every mtime set to ``SOURCE_DATE_EPOCH`` (default 0),
 no xattrs, PAX format; gzip runs with a zero header mtime and no file name; and the
 config and manifest are canonical JSON (sorted keys, no spaces) whose ``created`` is
-that same epoch.
+that same epoch. Compressed digests are stable for one compressor build: another zlib
+(zlib-ng, say) or zstd release may emit other bytes for the same tar, while the
+diff_ids (hashes of the tars) stay the same everywhere.
 """
 
 from __future__ import annotations
