@@ -215,6 +215,9 @@ def _child_main(
         # Opened here, before any namespace change: the state directory is private to the
         # host's root, and a user-namespaced init could not reach it by path.
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        from pycontainers.runtime import rootfs
+
+        host_cgroups = rootfs.own_cgroups()  # the host's view, before a new cgroup namespace
         _enter_namespaces(cfg, ch)
         pid = os.fork()
         if pid == 0:
@@ -231,6 +234,7 @@ def _child_main(
                     opts.seccomp_cache,
                     opts.preserve_fds,
                     opts.listen_fds,
+                    host_cgroups,
                 )
             except BaseException as exc:
                 ch.send_error(_describe(exc))

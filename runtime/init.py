@@ -184,6 +184,7 @@ def run(
     seccomp_cache: str | None = None,
     preserve_fds: int = 0,
     listen_fds: int = 0,
+    host_cgroups: dict[str, str] | None = None,
 ) -> None:
     """Set up the container and exec its process; never returns (raises on failure)."""
     process = cfg.process
@@ -211,7 +212,7 @@ def run(
 
             hooks.run_hooks("createContainer", cfg.hooks["createContainer"], ch.state)
 
-    rootfs.prepare(cfg, before_pivot=before_pivot, no_pivot=no_pivot)
+    rootfs.prepare(cfg, before_pivot=before_pivot, no_pivot=no_pivot, host_cgroups=host_cgroups)
     rootfs.finish(cfg)
     if console is not None:
         console.attach(process)

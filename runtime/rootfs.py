@@ -144,10 +144,12 @@ def _set_propagation(rootfd: int, dest: str, propagation: list[int]) -> None:
             libc.mount(None, r.target, None, flag, None, dest)
 
 
-def mount_one(rootfd: int, m: Mount, bundle: str) -> None:
+def mount_one(
+    rootfd: int, m: Mount, bundle: str, host_cgroups: dict[str, str] | None = None
+) -> None:
     opts = mountopts.parse(m.options, m.type)
     if m.type == "cgroup":
-        _mount_cgroup(rootfd, m, opts)
+        _mount_cgroup(rootfd, m, opts, host_cgroups or own_cgroups())
         return
     if opts.is_bind:
         source = m.source if m.source.startswith("/") else os.path.join(bundle, m.source)
@@ -181,8 +183,12 @@ def mount_one(rootfd: int, m: Mount, bundle: str) -> None:
     _set_propagation(rootfd, m.destination, opts.propagation)
 
 
-def _own_cgroups() -> dict[str, str]:
-    """hierarchy name (controllers or name=) -> this process's cgroup path in it."""
+def own_cgroups() -> dict[str, str]:
+    """hierarchy name (controllers or name=) -> this process's cgroup path in it.
+
+    Read it before unsharing the cgroup namespace: inside a new one every path is "/",
+    while the bind mounts of the cgroup mount need the host's view.
+    """
     out = {}
     with open("/proc/self/cgroup") as f:
         for line in f:
@@ -191,14 +197,13 @@ def _own_cgroups() -> dict[str, str]:
     return out
 
 
-def _mount_cgroup(rootfd: int, m: Mount, opts: mountopts.MountOptions) -> None:
+def _mount_cgroup(rootfd: int, m: Mount, opts: mountopts.MountOptions, own: dict[str, str]) -> None:
     """cgroup2 when the host is pure v2; on v1/hybrid, runc's layout of bind mounts.
 
     On v1 runc mounts a tmpfs at the destination and bind-mounts, per hierarchy, the
     container's own cgroup directory of the host hierarchy under it.
     """
     flags = opts.flags & ~(libc.MS_BIND | libc.MS_REC | libc.MS_REMOUNT)
-    own = _own_cgroups()
     if _fs_type("/sys/fs/cgroup") == "cgroup2":
         with _Resolved(rootfd, m.destination, "dir") as r:
             try:
@@ -319,7 +324,13 @@ def _parent_mount(path: str) -> str:
     return best
 
 
-def prepare(cfg: Config, *, before_pivot: Callable[[], None], no_pivot: bool) -> None:
+def prepare(
+    cfg: Config,
+    *,
+    before_pivot: Callable[[], None],
+    no_pivot: bool,
+    host_cgroups: dict[str, str] | None = None,
+) -> None:
     """Everything up to and including pivot_root (runc's prepareRootfs)."""
     rootfs = cfg.root_path
     if not os.path.isdir(rootfs):
@@ -341,7 +352,7 @@ def prepare(cfg: Config, *, before_pivot: Callable[[], None], no_pivot: bool) ->
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for m in cfg.mounts:
-            mount_one(rootfd, m, cfg.bundle)
+            mount_one(rootfd, m, cfg.bundle, host_cgroups)
         dev_is_mounted = any(os.path.normpath(m.destination) == "/dev" for m in cfg.mounts)
         in_userns = cfg.namespace("user") is not None
         for dev in (*DEFAULT_DEVICES, *cfg.devices):

@@ -184,6 +184,17 @@ PROBES: dict[str, tuple[str, Edit | None, str]] = {
         ),
         "/pr private\n/sh shared\n",
     ),
+    "cgroup mount shows the container's own cgroup": (
+        "for h in pids memory systemd; do wc -l < /sys/fs/cgroup/$h/cgroup.procs; done",
+        None,
+        "2\n2\n2\n",  # sh and wc: the container's cgroup, not the host's root
+    ),
+    "cgroup mount in a cgroup namespace": (
+        "for h in pids memory systemd; do wc -l < /sys/fs/cgroup/$h/cgroup.procs; done;"
+        " grep -vc ':/$' /proc/self/cgroup",  # every path is the namespace's root
+        lambda cfg: cfg["linux"]["namespaces"].append({"type": "cgroup"}),
+        "2\n2\n2\n0\n",
+    ),
 }  # fmt: skip
 
 
