@@ -191,7 +191,7 @@ PROBES: dict[str, tuple[str, Edit | None, str]] = {
     ),
     "cgroup mount in a cgroup namespace": (
         "for h in pids memory systemd; do wc -l < /sys/fs/cgroup/$h/cgroup.procs; done;"
-        " grep -vc ':/$' /proc/self/cgroup",  # every path is the namespace's root
+        " grep -vc ':/$' /proc/self/cgroup || true",  # every path is the namespace's root
         lambda cfg: cfg["linux"]["namespaces"].append({"type": "cgroup"}),
         "2\n2\n2\n0\n",
     ),
