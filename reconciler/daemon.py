@@ -190,6 +190,10 @@ class Daemon:
             try:
                 result = await self.engine.reconcile(fetch=fetch, check_updates=update)
             except (ReconcilerError, UnitError, OSError) as exc:
+                if not self.backend.manager.conn.connected:
+                    # the bus went away (dbus restarted): exit, and systemd's Restart=
+                    # brings the daemon back on a fresh connection
+                    raise
                 text = exc.diagnostics() if hasattr(exc, "diagnostics") else str(exc)
                 log.error("reconcile failed (retrying in 5s): %s", text)
                 sd_notify(f"STATUS=reconcile failed: {text.splitlines()[0]}")

@@ -9,9 +9,13 @@ none, the pass changes nothing rather than pruning what runs.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
 import json
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -101,6 +105,26 @@ def write_suspension(paths: EnginePaths, suspension: Suspension) -> None:
     write_atomic(paths.suspended_file, suspension.to_json())
 
 
+@contextlib.asynccontextmanager
+async def engine_lock(paths: EnginePaths) -> AsyncIterator[None]:
+    paths.engine_state.mkdir(parents=True, exist_ok=True)
+    fd = os.open(paths.engine_state / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        waited = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waited:
+                    log.info("waiting for another pass (the daemon or an apply) to finish")
+                    waited = True
+                await asyncio.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 @dataclass(frozen=True)
 class PassResult:
     plan: Plan
@@ -159,6 +183,12 @@ class Engine:
                 self.digests[image] = digest
 
     async def reconcile(self, *, fetch: bool = False, check_updates: bool = False) -> PassResult:
+        """One pass, holding the engine lock: ``pycontainers apply`` next to a running
+        daemon waits instead of collecting the daemon's half-written bundles."""
+        async with engine_lock(self.paths):
+            return await self._reconcile(fetch, check_updates)
+
+    async def _reconcile(self, fetch: bool, check_updates: bool) -> PassResult:
         snapshot, source_error = await self._snapshot(fetch)
         suspension = read_suspension(self.paths)
         if snapshot is None:
