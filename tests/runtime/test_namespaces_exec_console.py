@@ -322,3 +322,20 @@ def test_socket_activation_fds_reach_the_container(
     assert done.returncode == 0, done.stderr
     assert done.stdout == "1 1\n"
     assert out.read_text() == "via-listen-fd\n"
+
+
+def test_exec_sees_what_runc_exec_sees(
+    ours: Runtime, runc: Runtime, make_bundle: BundleFactory
+) -> None:
+    bundle = make_bundle(["sleep", "60"], lambda cfg: cfg.update(hostname="twin"))
+    probe = ("id; hostname; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status;"
+             " cat /proc/1/cmdline | tr '\\0' ' '; echo; pwd; echo $PATH")  # fmt: skip
+    outputs = []
+    for rt in (ours, runc):
+        cid, _ = rt.create(bundle)
+        rt("start", cid, check=True)
+        done = rt("exec", "--user", "1000:1000", cid, "sh", "-c", probe)
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1]
+    assert outputs[0].startswith("uid=1000 gid=1000\ntwin\n")
