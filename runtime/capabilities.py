@@ -53,6 +53,16 @@ def to_masks(caps: dict[str, list[str]], file: str = "config.json") -> dict[str,
     return masks
 
 
+def _setgroups_allowed() -> bool:
+    """False in a user namespace whose setgroups(2) was denied (an unprivileged user's
+    own-id mapping): there the supplementary groups stay as they are, as with runc."""
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() != "deny"
+    except OSError:
+        return True
+
+
 def switch_credentials(user: User, masks: dict[str, int] | None) -> None:
     """Become ``user`` holding exactly the configured capabilities (None: leave them)."""
     top = last_cap()
@@ -62,7 +72,8 @@ def switch_credentials(user: User, masks: dict[str, int] | None) -> None:
                 libc.prctl(libc.PR_CAPBSET_DROP, cap)
         libc.prctl(libc.PR_SET_KEEPCAPS, 1)
     try:
-        os.setgroups(user.additional_gids)
+        if user.additional_gids or _setgroups_allowed():
+            os.setgroups(user.additional_gids)
         os.setresgid(user.gid, user.gid, user.gid)
         os.setresuid(user.uid, user.uid, user.uid)
     except OSError as exc:

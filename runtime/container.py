@@ -120,9 +120,29 @@ def _cgroup_from_state(
 
 
 def _write_id_maps(pid: int, cfg: configmod.Config) -> None:
-    """As root in the parent namespace, write the child's uid/gid maps (user_namespaces(7))."""
+    """Write the child's uid/gid maps from the parent namespace (user_namespaces(7)).
+
+    As root: directly. Unprivileged: a map of just our own uid/gid directly too (after
+    denying setgroups, which the kernel requires then), anything larger through the
+    setuid helpers newuidmap/newgidmap and the user's /etc/subuid and /etc/subgid.
+    """
+    uid_maps, gid_maps = cfg.uid_mappings, cfg.gid_mappings
+    own = (
+        len(uid_maps) == 1 and uid_maps[0].host_id == os.geteuid() and uid_maps[0].size == 1
+        and len(gid_maps) <= 1
+        and all(m.host_id == os.getegid() and m.size == 1 for m in gid_maps)
+    )  # fmt: skip
+    if os.geteuid() != 0 and not own:
+        _newidmap("newuidmap", pid, uid_maps)
+        _newidmap("newgidmap", pid, gid_maps)
+        return
+    name = ""
     try:
-        for name, maps in (("uid_map", cfg.uid_mappings), ("gid_map", cfg.gid_mappings)):
+        if os.geteuid() != 0 and gid_maps:
+            name = "setgroups"
+            with open(f"/proc/{pid}/setgroups", "w") as f:
+                f.write("deny")
+        for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
             if not maps:
                 continue
             text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
@@ -130,6 +150,25 @@ def _write_id_maps(pid: int, cfg: configmod.Config) -> None:
                 f.write(text)
     except OSError as exc:
         raise SyscallError("write", f"/proc/{pid}/{name}", exc.errno or 0) from exc
+
+
+def _newidmap(tool: str, pid: int, maps: list[configmod.IdMapping]) -> None:
+    if not maps:
+        return
+    import subprocess
+
+    argv = [tool, str(pid)]
+    for m in maps:
+        argv += [str(m.container_id), str(m.host_id), str(m.size)]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise SyscallError("exec", tool, exc.errno or 0, "install uidmap") from exc
+    if done.returncode != 0:
+        raise OciRuntimeError(
+            f"{tool} {pid}: {done.stderr.strip() or f'exit status {done.returncode}'}"
+            " (are the ranges in /etc/subuid and /etc/subgid?)"
+        )
 
 
 def _host_id(maps: list[configmod.IdMapping], container_id: int) -> int:
