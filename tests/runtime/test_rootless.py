@@ -105,5 +105,8 @@ def test_rootless_container_is_the_user_outside(user: User) -> None:
         uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
     assert uids == [str(user.uid)] * 4
     assert (user.run_dir / "pycontainers-runtime" / "rl-detached").is_dir()  # XDG state
+    inside = user(RUNTIME, "exec", "rl-detached", "sh", "-c", "id -u; cat /proc/1/comm")
+    assert inside.returncode == 0, inside.stderr
+    assert inside.stdout.split() == ["0", "sleep"]
     assert user(RUNTIME, "delete", "--force", "rl-detached").returncode == 0
     assert not (user.run_dir / "pycontainers-runtime" / "rl-detached").exists()
