@@ -73,9 +73,10 @@ def test_no_wakeups_while_nothing_changes(tmp_path: Path) -> None:
             woke += 1
 
         watch = TreeWatch(tmp_path, count)
+        (tmp_path / "seen.yaml").write_text("x")  # before the watch: not an event
         watch.start()
-        (tmp_path / "seen.yaml").read_bytes() if (tmp_path / "seen.yaml").exists() else None
-        os.listdir(tmp_path)  # reading is no change
+        (tmp_path / "seen.yaml").read_bytes()  # reading is no change
+        os.listdir(tmp_path)
         await asyncio.sleep(0.3)
         watch.close()
         return woke
