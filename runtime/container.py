@@ -257,6 +257,7 @@ def _child_main(
         from pycontainers.runtime import rootfs
 
         host_cgroups = rootfs.own_cgroups()  # the host's view, before a new cgroup namespace
+        rootless = os.geteuid() != 0  # before we become the user namespace's root
         _enter_namespaces(cfg, ch)
         pid = os.fork()
         if pid == 0:
@@ -274,6 +275,7 @@ def _child_main(
                     opts.preserve_fds,
                     opts.listen_fds,
                     host_cgroups,
+                    rootless,
                 )
             except BaseException as exc:
                 ch.send_error(_describe(exc))

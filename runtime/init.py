@@ -185,6 +185,7 @@ def run(
     preserve_fds: int = 0,
     listen_fds: int = 0,
     host_cgroups: dict[str, str] | None = None,
+    rootless: bool = False,
 ) -> None:
     """Set up the container and exec its process; never returns (raises on failure)."""
     process = cfg.process
@@ -212,7 +213,13 @@ def run(
 
             hooks.run_hooks("createContainer", cfg.hooks["createContainer"], ch.state)
 
-    rootfs.prepare(cfg, before_pivot=before_pivot, no_pivot=no_pivot, host_cgroups=host_cgroups)
+    rootfs.prepare(
+        cfg,
+        before_pivot=before_pivot,
+        no_pivot=no_pivot,
+        host_cgroups=host_cgroups,
+        rootless=rootless,
+    )
     rootfs.finish(cfg)
     if console is not None:
         console.attach(process)

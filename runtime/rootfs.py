@@ -324,12 +324,22 @@ def _parent_mount(path: str) -> str:
     return best
 
 
+def overlay_data(data: str, rootless: bool) -> str:
+    """An unprivileged user's overlay reads and writes its opaque/redirect markers as
+    ``user.overlay.*`` xattrs (``userxattr``): ``trusted.*`` needs CAP_SYS_ADMIN in the
+    initial user namespace. The rootless layer store writes them that way."""
+    if rootless and "userxattr" not in data.split(","):
+        return f"{data},userxattr" if data else "userxattr"
+    return data
+
+
 def prepare(
     cfg: Config,
     *,
     before_pivot: Callable[[], None],
     no_pivot: bool,
     host_cgroups: dict[str, str] | None = None,
+    rootless: bool = False,
 ) -> None:
     """Everything up to and including pivot_root (runc's prepareRootfs)."""
     rootfs = cfg.root_path
@@ -346,7 +356,7 @@ def prepare(
     if overlay is not None:
         # The engine's image rootfs: overlayfs mounted here, in the container's own mount
         # namespace, so it vanishes with the container and never shows on the host.
-        libc.mount("overlay", rootfs, "overlay", 0, overlay)
+        libc.mount("overlay", rootfs, "overlay", 0, overlay_data(overlay, rootless))
     else:
         libc.mount(rootfs, rootfs, None, libc.MS_BIND | libc.MS_REC, None)
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)

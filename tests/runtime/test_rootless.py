@@ -3,6 +3,9 @@
 The user is a uid with no passwd entry, entered with setpriv; it has no /etc/subuid
 range, so the config maps just its own uid and gid (what `spec --rootless` writes). Its
 cgroup access is none here, which the runtime reports once and goes on (as Podman does).
+For ranges, the user gets a passwd entry and /etc/subuid, /etc/subgid lines in private
+copies bound over the host's files in a mount namespace of its own (the setuid
+newuidmap/newgidmap read them there), so the host's /etc is never touched.
 """
 
 from __future__ import annotations
@@ -36,13 +39,34 @@ class User:
         self.home = home
         self.run_dir = home / "run"
 
-    def __call__(self, *argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    @property
+    def subid_start(self) -> int:
+        return 100000 + self.uid * 65536  # the sandbox's formula: clear of any real range
+
+    def __call__(
+        self, *argv: str, cwd: Path | None = None, subids: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         env = ["PATH=/usr/bin:/bin", f"XDG_RUNTIME_DIR={self.run_dir}", f"HOME={self.home}"]
+        command = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
+                   "env", "-i", *env, *argv]  # fmt: skip
+        if subids:
+            command = ["unshare", "--mount", "--propagation", "private", "sh", "-ec",
+                       self._bind_subids() + ' exec "$@"', "sh", *command]  # fmt: skip
         return subprocess.run(
-            ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
-             "env", "-i", *env, *argv],
-            capture_output=True, text=True, timeout=60, cwd=cwd, stdin=subprocess.DEVNULL,
+            command, capture_output=True, text=True, timeout=60, cwd=cwd,
+            stdin=subprocess.DEVNULL,
         )  # fmt: skip
+
+    def _bind_subids(self) -> str:
+        etc = self.home / "etc"
+        etc.mkdir(exist_ok=True)
+        name = f"pyc-rl-{self.uid}"
+        (etc / "passwd").write_text(
+            Path("/etc/passwd").read_text() + f"{name}:x:{self.uid}:{self.uid}::/:/bin/sh\n"
+        )
+        for f in ("subuid", "subgid"):
+            (etc / f).write_text(f"{name}:{self.subid_start}:65536\n")
+        return "".join(f"mount --bind {etc / f} /etc/{f};" for f in ("passwd", "subuid", "subgid"))
 
 
 @pytest.fixture
@@ -59,7 +83,7 @@ def user(rootfs_factory: Callable[[Path], Path]) -> Iterator[User]:
         yield User(uid, home)
     finally:
         for runtime in (RUNTIME, "runc"):
-            for cid in ("rl-ours", "rl-runc", "rl-detached"):
+            for cid in ("rl-ours", "rl-runc", "rl-detached", "rl-range", "rl-overlay"):
                 User(uid, home)(runtime, "delete", "--force", cid)
         shutil.rmtree(home)
 
@@ -110,3 +134,67 @@ def test_rootless_container_is_the_user_outside(user: User) -> None:
     assert inside.stdout.split() == ["0", "sleep"]
     assert user(RUNTIME, "delete", "--force", "rl-detached").returncode == 0
     assert not (user.run_dir / "pycontainers-runtime" / "rl-detached").exists()
+
+
+def test_a_subordinate_range_is_mapped_through_newuidmap(user: User) -> None:
+    """Beyond its own id the user may map only its /etc/subuid range, which takes the
+    setuid newuidmap/newgidmap: container uid 1000 is a subordinate id on the host."""
+
+    def ranges(cfg: dict[str, Any]) -> None:
+        maps = [{"containerID": 0, "hostID": user.uid, "size": 1},
+                {"containerID": 1, "hostID": user.subid_start, "size": 65536}]  # fmt: skip
+        cfg["linux"]["uidMappings"] = cfg["linux"]["gidMappings"] = maps
+        cfg["root"]["readonly"] = False
+        for caps in cfg["process"]["capabilities"].values():
+            caps.append("CAP_CHOWN")
+        cfg["process"]["args"] = [
+            "sh", "-c", "id -u; cat /proc/self/uid_map; touch /tmp/f; chown 1000:1002 /tmp/f",
+        ]  # fmt: skip
+
+    bundle = _rootless_bundle(user, ranges)
+    done = user(RUNTIME, "run", "--bundle", str(bundle), "rl-range", subids=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "0"
+    assert [line.split() for line in lines[1:]] == [
+        ["0", str(user.uid), "1"], ["1", str(user.subid_start), "65536"],
+    ]  # fmt: skip
+    made = (bundle / "rootfs" / "tmp" / "f").stat()
+    assert (made.st_uid, made.st_gid) == (user.subid_start + 999, user.subid_start + 1001)
+    # without the entries, newuidmap refuses and the error says where to look
+    refused = user(RUNTIME, "run", "--bundle", str(bundle), "rl-range")
+    assert refused.returncode != 0
+    assert "newuidmap" in refused.stderr and "/etc/subuid" in refused.stderr
+
+
+def test_overlay_rootfs_reads_user_xattr_markers(user: User) -> None:
+    """The engine's overlay rootfs, mounted by the user in its user namespace: with
+    ``userxattr`` the layer's opaque marker (``user.overlay.opaque``, what the rootless
+    layer store writes) hides the lower layer's directory; writes land in the upper dir
+    as the user's files."""
+    layers = user.home / "layers"
+    lower, top, upper, work, mountpoint = (layers / n for n in ("l1", "l2", "up", "work", "mnt"))
+    shutil.move(user.home / "bundle" / "rootfs", lower)
+    for d in (lower / "d", top / "d", upper, work, mountpoint):
+        d.mkdir(parents=True)
+    (lower / "d" / "a").touch()
+    (top / "d" / "b").touch()
+    os.setxattr(top / "d", "user.overlay.opaque", b"y")
+    for dirpath, dirnames, filenames in os.walk(layers):
+        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+            os.lchown(name, user.uid, user.uid)
+
+    def overlay(cfg: dict[str, Any]) -> None:
+        cfg["root"] = {"path": str(mountpoint), "readonly": False}
+        cfg["annotations"] = {
+            "org.pycontainers.rootfs.overlay": f"lowerdir={top}:{lower},upperdir={upper},"
+            f"workdir={work}"
+        }
+        cfg["process"]["args"] = ["sh", "-c", "ls /d; echo x > /written"]
+
+    bundle = _rootless_bundle(user, overlay)
+    done = user(RUNTIME, "run", "--bundle", str(bundle), "rl-overlay")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["b"]
+    assert (upper / "written").stat().st_uid == user.uid
+    assert not os.listdir(mountpoint)  # the overlay lived in the container's namespace only
