@@ -77,7 +77,10 @@ def switch_credentials(user: User, masks: dict[str, int] | None) -> None:
         os.setresgid(user.gid, user.gid, user.gid)
         os.setresuid(user.uid, user.uid, user.uid)
     except OSError as exc:
-        raise SyscallError("setuid", f"{user.uid}:{user.gid}", exc.errno or 0) from exc
+        detail = "process.user"
+        if exc.errno == 22:  # EINVAL: the id has no mapping in our user namespace
+            detail = "process.user: the uid or gid is not mapped in linux.uidMappings/gidMappings"
+        raise SyscallError("setuid", f"{user.uid}:{user.gid}", exc.errno or 0, detail) from exc
     if masks is None:
         return
     libc.prctl(libc.PR_SET_KEEPCAPS, 0)

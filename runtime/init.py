@@ -78,7 +78,7 @@ def apply_rlimits(process: Process) -> None:
             resource.setrlimit(which, (soft, hard))
         except (OSError, ValueError) as exc:
             raise SyscallError(
-                "setrlimit", rl.type, getattr(exc, "errno", 0) or 0, str(exc)
+                "setrlimit", rl.type, getattr(exc, "errno", 0) or 0, f"process.rlimits: {exc}"
             ) from exc
 
 
@@ -87,7 +87,10 @@ def set_oom_score_adj(value: int) -> None:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(value))
     except OSError as exc:
-        raise SyscallError("write", "/proc/self/oom_score_adj", exc.errno or 0) from exc
+        detail = "process.oomScoreAdj"
+        if exc.errno == 13:  # EACCES: lowering the score takes CAP_SYS_RESOURCE
+            detail += f" {value} is below the current score, which only root may lower"
+        raise SyscallError("write", "/proc/self/oom_score_adj", exc.errno or 0, detail) from exc
 
 
 def prepare_process(cfg: Config, process: Process) -> tuple[str, list[str]]:

@@ -198,3 +198,21 @@ def test_overlay_rootfs_reads_user_xattr_markers(user: User) -> None:
     assert done.stdout.split() == ["b"]
     assert (upper / "written").stat().st_uid == user.uid
     assert not os.listdir(mountpoint)  # the overlay lived in the container's namespace only
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("user", {"uid": 1000, "gid": 1000}, "process.user: the uid or gid is not mapped"),
+        ("oomScoreAdj", -500, "process.oomScoreAdj -500 is below the current score"),
+        ("rlimits", [{"type": "RLIMIT_NOFILE", "hard": 10**7, "soft": 1024}], "process.rlimits"),
+    ],
+)
+def test_what_a_user_cannot_do_is_a_clear_error(
+    user: User, field: str, value: object, message: str
+) -> None:
+    bundle = _rootless_bundle(user, lambda c: c["process"].update({field: value, "args": ["true"]}))
+    done = user(RUNTIME, "run", "--bundle", str(bundle), "rl-ours")
+    assert done.returncode != 0
+    assert message in done.stderr.splitlines()[-1]
+    assert not (user.run_dir / "pycontainers-runtime" / "rl-ours").exists()
