@@ -59,3 +59,16 @@ def test_guard_sees_a_process_that_outlives_its_test() -> None:
         proc.kill()
         proc.wait()
     assert proc.pid not in leaks.marked_processes(marker)
+
+
+def test_guard_sees_its_own_sandbox_cgroups_but_not_others() -> None:
+    before = leaks.Snapshot.take()
+    mine = Path(f"/sys/fs/cgroup/unified/pyc-sbx-{leaks.session_tag()}-probe")
+    other = Path("/sys/fs/cgroup/unified/pyc-sbx-someoneelse-probe")
+    mine.mkdir()
+    other.mkdir()
+    try:
+        assert leaks.leaks(before, leaks.Snapshot.take(), frozenset()) == [f"cgroup left: {mine}"]
+    finally:
+        mine.rmdir()
+        other.rmdir()

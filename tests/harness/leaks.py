@@ -35,13 +35,24 @@ def netns() -> frozenset[str]:
         return frozenset()
 
 
+def session_tag() -> str:
+    """A short tag of this test session, put into the names of sandboxes it boots."""
+    return os.environ.get(MARKER, "nosession")[:12]
+
+
 def cgroups(root: str = "/sys/fs/cgroup") -> frozenset[str]:
-    """Every cgroup directory in every mounted hierarchy."""
+    """Every cgroup directory in every mounted hierarchy.
+
+    The trees of systemd sandboxes booted by *other* test sessions (developers running
+    suites side by side) are skipped: their names carry another session's tag.
+    """
     found: set[str] = set()
     base = Path(root)
     if not base.is_dir():
         return frozenset()
-    for dirpath, _dirnames, filenames in os.walk(base):
+    mine = f"pyc-sbx-{session_tag()}-"
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = [d for d in dirnames if not d.startswith("pyc-sbx-") or d.startswith(mine)]
         if "cgroup.procs" in filenames:
             found.add(dirpath)
     return frozenset(found)

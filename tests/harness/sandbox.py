@@ -15,6 +15,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.leaks import session_tag
+
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "sandbox.sh"
 
@@ -30,6 +32,16 @@ def free_uid(start: int = 4711) -> int:
         uid += 1
 
 
+def sandbox_name() -> str:
+    """``pyc-sbx-<session tag>-<n>``: the leak guard knows its own session's sandboxes."""
+    global _count
+    _count += 1
+    return f"pyc-sbx-{session_tag()}-{os.getpid()}-{_count}"
+
+
+_count = 0
+
+
 @dataclass
 class Sandbox:
     state_dir: Path
@@ -43,6 +55,7 @@ class Sandbox:
         env = dict(os.environ)
         env["SBX_TIMEOUT"] = str(timeout)
         env["SBX_BIND"] = " ".join(self.binds)
+        env["SBX_NAME"] = sandbox_name()
         if self.user_uid is not None:
             env["SBX_USER"] = f"{self.user_name}:{self.user_uid}"
         self.state_dir.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@
 #   SBX_BIND="SRC[:DST] ..."  extra read-write bind mounts (e.g. the project dir, same path inside)
 #   SBX_USER="name:uid"       pre-create a user with linger, so user@UID.service starts at boot
 #   SBX_TIMEOUT=20            seconds to wait for the boot
+#   SBX_NAME=pyc-sbx-...      machine and cgroup name (default pyc-sbx-PID-RANDOM)
 #
 # How it stays safe (run as root):
 #  * the guest root is overlayfs(lower = host "/", upper = tmpfs) mounted inside a private mount
@@ -55,7 +56,7 @@ start() {
   fi
   mkdir -p "$state/mnt" "$state/bus"
   rm -f "$state/bus/system_bus_socket" "$state/leader" "$state/nspawn.pid"
-  local name="pyc-sbx-$$-$RANDOM" t0 binds=() b
+  local name="${SBX_NAME:-pyc-sbx-$$-$RANDOM}" t0 binds=() b
   echo "$name" > "$state/name"
   for r in $(cg_roots); do mkdir -p "$r/$name"; done
   for b in ${SBX_BIND:-}; do binds+=("--bind=$b"); done
