@@ -93,6 +93,23 @@ def set_oom_score_adj(value: int) -> None:
         raise SyscallError("write", "/proc/self/oom_score_adj", exc.errno or 0, detail) from exc
 
 
+def check_cwd_inside(cwd: str) -> None:
+    """Refuse a cwd outside the container's root (CVE-2024-21626).
+
+    A cwd such as /proc/self/fd/N follows an fd still open in this process, which may be
+    a host directory the caller leaked to the runtime. getcwd(2) then has no path below
+    our root and returns "(unreachable)/..." (glibc: ENOENT), as runc checks.
+    """
+    try:
+        where = os.getcwd()
+    except OSError:
+        where = ""
+    if not where.startswith("/"):
+        raise SyscallError(
+            "chdir", cwd, 0, "process.cwd: the directory is outside the container's root"
+        )
+
+
 def prepare_process(cfg: Config, process: Process) -> tuple[str, list[str]]:
     """cwd, rlimits, oom score, credentials; returns the resolved program and env."""
     try:
@@ -100,6 +117,7 @@ def prepare_process(cfg: Config, process: Process) -> tuple[str, list[str]]:
         os.chdir(process.cwd)
     except OSError as exc:
         raise SyscallError("chdir", process.cwd, exc.errno or 0, "process.cwd") from exc
+    check_cwd_inside(process.cwd)
     apply_rlimits(process)
     if process.oom_score_adj is not None:
         set_oom_score_adj(process.oom_score_adj)
