@@ -339,3 +339,38 @@ def test_exec_sees_what_runc_exec_sees(
         outputs.append(done.stdout)
     assert outputs[0] == outputs[1]
     assert outputs[0].startswith("uid=1000 gid=1000\ntwin\n")
+
+
+def test_exec_joins_namespaces_cgroup_and_seccomp_like_runc_exec(
+    ours: Runtime, runc: Runtime, make_bundle: BundleFactory
+) -> None:
+    """Every namespace of the init (also cgroup), its cgroup in every hierarchy, and its
+    seccomp filter (mkdir refused with EACCES) hold for an exec'd process too."""
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["namespaces"].append({"type": "cgroup"})
+        cfg["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}
+            ],
+        }
+
+    probe = (
+        "for n in cgroup ipc mnt net pid uts; do"
+        " [ $(readlink /proc/self/ns/$n) = $(readlink /proc/1/ns/$n) ] && echo $n joined; done;"
+        ' [ "$(cat /proc/self/cgroup)" = "$(cat /proc/1/cgroup)" ] && echo cgroup same;'
+        " grep Seccomp: /proc/self/status; mkdir /tmp/x 2>&1 | sed 's/.*: //'"
+    )
+    outputs = []
+    for rt in (ours, runc):
+        cid, _ = rt.create(make_bundle(["sleep", "60"], edit))
+        rt("start", cid, check=True)
+        done = rt("exec", cid, "sh", "-c", probe)
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1]
+    assert outputs[0].split("\n") == [
+        *(f"{n} joined" for n in ("cgroup", "ipc", "mnt", "net", "pid", "uts")),
+        "cgroup same", "Seccomp:\t2", "Permission denied", "",
+    ]  # fmt: skip
