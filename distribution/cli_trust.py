@@ -3,29 +3,30 @@
 Exit status: 0 on success (``verify``: only when the policy accepts the image), 1 when
 the policy rejects, 2 when the command could not run (bad policy, unreadable source or
 key, registry error).
+
+This module only declares the options; the commands live in ``trust_commands`` and are
+imported when one of them runs, so other commands start without loading them.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from pycontainers.distribution import cosign_key
-from pycontainers.distribution.authfile import Credentials
-from pycontainers.distribution.docker_transport import ConnectOptions, open_client
-from pycontainers.distribution.errors import DistributionError
-from pycontainers.distribution.policy import Policy, load_policy, parse_docker_reference
-from pycontainers.distribution.policy_eval import ImageRejected, Verdict, evaluate
-from pycontainers.distribution.reference import ImageRef
-from pycontainers.distribution.registries_conf import RegistriesConf
-from pycontainers.distribution.signing import SignResult, sign_image
-from pycontainers.distribution.trust import PolicyTrustCheck, dir_image
+# Mirrors cosign_key.PASSWORD_ENV and cosign_key.ALGORITHMS (tests check they agree).
+PASSWORD_ENV = "PYCONTAINERS_KEY_PASSWORD"
+ALGORITHMS = ("ecdsa-p256", "ed25519", "rsa-3072")
 
-EXIT_REJECTED = 1
-EXIT_ERROR = 2
+
+def _lazy(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from pycontainers.distribution import trust_commands
+
+        command: Callable[[argparse.Namespace], int] = getattr(trust_commands, name)
+        return command(args)
+
+    return run
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,13 +35,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "keygen",
         help="create a cosign-compatible key pair (PREFIX.key, PREFIX.pub)",
         description="Write PREFIX.key (encrypted, cosign's format) and PREFIX.pub (PEM). "
-        f"The password comes from --password-file or ${cosign_key.PASSWORD_ENV}.",
+        f"The password comes from --password-file or ${PASSWORD_ENV}.",
     )
     keygen.add_argument("prefix", metavar="PREFIX")
     keygen.add_argument("--password-file", metavar="FILE")
-    keygen.add_argument("--algorithm", choices=cosign_key.ALGORITHMS, default="ecdsa-p256")
+    keygen.add_argument("--algorithm", choices=ALGORITHMS, default="ecdsa-p256")
     keygen.add_argument("--force", action="store_true", help="overwrite existing files")
-    keygen.set_defaults(func=cmd_keygen)
+    keygen.set_defaults(func=_lazy("cmd_keygen"))
 
     verify = sub.add_parser(
         "verify",
@@ -56,14 +57,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="judge SRC as if it were the docker image REF (its scopes and identity)",
     )
     _connect_args(verify)
-    verify.set_defaults(func=cmd_verify)
+    verify.set_defaults(func=_lazy("cmd_verify"))
 
     sign = sub.add_parser(
         "sign",
         help="sign an image in a registry and push the signature (cosign-compatible)",
         description="Sign the manifest the registry serves for REF with KEY (a cosign "
         "encrypted private key) and push it to the sha256-<hex>.sig attachment. The key "
-        f"password comes from --password-file or ${cosign_key.PASSWORD_ENV}.",
+        f"password comes from --password-file or ${PASSWORD_ENV}.",
     )
     sign.add_argument("reference", metavar="REF")
     sign.add_argument("--key", required=True, metavar="KEY")
@@ -74,7 +75,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the docker-reference to sign (default: REF with its tag)",
     )
     _connect_args(sign)
-    sign.set_defaults(func=cmd_sign)
+    sign.set_defaults(func=_lazy("cmd_sign"))
 
 
 def _connect_args(p: argparse.ArgumentParser) -> None:
@@ -86,119 +87,3 @@ def _connect_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--authfile", type=Path, help="credentials file (containers-auth.json)")
     p.add_argument("--creds", help="USER:PASSWORD for the registry")
-
-
-def _connect(args: argparse.Namespace) -> ConnectOptions:
-    creds = None
-    if args.creds:
-        user, _, password = args.creds.partition(":")
-        creds = Credentials(user, password)
-    return ConnectOptions(
-        tls_verify=None if args.tls_verify is None else args.tls_verify == "true",
-        credentials=creds,
-        authfile=args.authfile,
-        registries=RegistriesConf.load(),
-    )
-
-
-def _error(msg: str | DistributionError) -> int:
-    text = msg.diagnostics() if isinstance(msg, DistributionError) else msg
-    print(f"error: {text}", file=sys.stderr)
-    return EXIT_ERROR
-
-
-def cmd_keygen(args: argparse.Namespace) -> int:
-    key_path, pub_path = Path(f"{args.prefix}.key"), Path(f"{args.prefix}.pub")
-    try:
-        for path in (key_path, pub_path):
-            if path.exists() and not args.force:
-                return _error(f"{path} exists; pass --force to overwrite it")
-        password = cosign_key.read_password(args.password_file)
-        key = cosign_key.generate(args.algorithm)
-        _write(key_path, cosign_key.encrypt_private_key(key, password), 0o600)
-        _write(pub_path, cosign_key.public_key_pem(key), 0o644)
-    except DistributionError as exc:
-        return _error(exc)
-    except OSError as exc:
-        return _error(f"{exc.filename}: {exc.strerror}")
-    print(f"private key written to {key_path}\npublic key written to {pub_path}")
-    return 0
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    try:
-        policy = load_policy(args.policy)
-        as_ref = ImageRef.parse(args.reference) if args.reference else None
-        source: str = args.source
-        if source.startswith("dir:"):
-            verdict = evaluate(policy, dir_image(Path(source[len("dir:") :]), as_ref))
-        else:
-            ref = _docker_ref(source)
-            verdict = asyncio.run(_verify_remote(policy, ref, as_ref, _connect(args)))
-    except DistributionError as exc:
-        return _error(exc)
-    print(verdict.explain())
-    return 0 if verdict.accepted else EXIT_REJECTED
-
-
-def _docker_ref(text: str) -> ImageRef:
-    if text.startswith("docker://"):
-        text = text[len("docker://") :]
-    elif "://" in text:
-        raise DistributionError(f"{text}: unsupported transport (want docker://REF or dir:PATH)")
-    return ImageRef.parse(text)
-
-
-async def _verify_remote(
-    policy: Policy, ref: ImageRef, as_ref: ImageRef | None, connect: ConnectOptions
-) -> Verdict:
-    async with open_client(ref, connect) as client:
-        served = await client.get_manifest(ref.repository, ref.reference)
-        check = PolicyTrustCheck(policy)
-        try:
-            return await check.check(
-                as_ref or ref, served.raw, served.digest, client, source_repo=ref.repository
-            )
-        except ImageRejected as exc:
-            return exc.verdict
-
-
-def cmd_sign(args: argparse.Namespace) -> int:
-    try:
-        ref = _docker_ref(args.reference)
-        password = cosign_key.read_password(args.password_file)
-        try:
-            pem = Path(args.key).read_bytes()
-        except OSError as exc:
-            return _error(f"key {args.key}: {exc.strerror}")
-        key = cosign_key.decrypt_private_key(pem, password, source=f"key {args.key}")
-        identity = None
-        if args.sign_identity:
-            identity = str(parse_docker_reference(args.sign_identity))
-        result = asyncio.run(_sign(ref, key, identity, _connect(args)))
-    except DistributionError as exc:
-        return _error(exc)
-    what = "signed" if result.added else "already signed (same signature)"
-    print(
-        f"{what}: {ref} ({result.manifest_digest}) as {result.signed_identity}\n"
-        f"signature: {result.attachment}@{result.attachment_digest}"
-    )
-    return 0
-
-
-async def _sign(
-    ref: ImageRef, key: cosign_key.PrivateKey, identity: str | None, connect: ConnectOptions
-) -> SignResult:
-    async with open_client(ref, connect) as client:
-        return await sign_image(client, ref, key, identity=identity)

@@ -8,7 +8,6 @@ is what the daemon would do.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import stat
@@ -183,6 +182,8 @@ def _git_snapshot(args: argparse.Namespace) -> Snapshot:
 
     config = GitSourceConfig(args.git, ref=args.ref, subdir=args.subdir)
     source = GitSource(config, cache_dir_for(Path(args.root), args.git))
+    import asyncio
+
     result = asyncio.run(source.sync())
     if result.fetch_error is not None:
         print(
@@ -225,6 +226,8 @@ def run_diff(args: argparse.Namespace) -> int:
                 MappingProxyType(file_errors),
                 str(path),
             )
+        import asyncio
+
         actual = asyncio.run(provider.actual_state())
     except ReconcilerError as exc:
         print(f"pycontainers: {exc.diagnostics()}", file=sys.stderr)
