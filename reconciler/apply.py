@@ -33,6 +33,7 @@ from pycontainers.reconciler.layout import (
     mark_started,
     remove_tree,
 )
+from pycontainers.reconciler.observe import list_units
 from pycontainers.reconciler.plan import Action, ActionKind, Plan
 from pycontainers.units.backend import SystemdBackend
 from pycontainers.units.errors import UnitError
@@ -265,7 +266,7 @@ class Applier:
         and layer unpacks a crash interrupted."""
         await asyncio.to_thread(self.images.layers.remove_stale)
         try:
-            units = {u.container: u for u in await self.backend.list()}
+            units = {u.container: u for u in await list_units(self.backend)}
         except UnitError as exc:
             log.warning("garbage collection skipped: %s", exc)
             return

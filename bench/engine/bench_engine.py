@@ -7,8 +7,8 @@ Options: --drops 20 --many 100 --idle 60 (seconds) --podman-runs 20
     into the watched directory to systemd's "Started pycontainers-X.service" (the runtime's
     READY=1), read from the journal's realtime stamp (guest and host share the clock).
     Median of --drops runs, each a fresh container (the file is removed between runs).
-    Peer: `podman run --rm --network none` of the same image on the host (if installed),
-    median of --podman-runs.
+    Peer: `podman run --rm --network none` of the same image on the host (if installed;
+    see PODMAN_RUN), median of --podman-runs, run after (a) in the same process.
 (b) --many containers from a cold start of the daemon (image cached): time from
     `systemctl start pycontainers` to every unit active; CPU time and peak RSS of the daemon.
 (c) the daemon idle with those containers for --idle seconds: its CPU time and RSS.
@@ -38,6 +38,13 @@ from harness.sandbox import Sandbox  # noqa: E402
 PORT = 5123
 IMAGE = f"127.0.0.1:{PORT}/bench/busybox:latest"
 SLEEPER = "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"
+# Podman 4.3 on this VM: its default rlimits (NOFILE 1048576, NPROC) are above the hard
+# limits here (setrlimit EPERM), and crun refuses the hybrid cgroup layout, so: runc, and
+# low limits every runtime may set.
+PODMAN_RUN = [
+    "podman", "run", "--rm", "--network", "none", "--runtime", "runc",
+    "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+]  # fmt: skip
 
 
 def started_at(env: EngineEnv, name: str, after: float) -> float | None:
@@ -92,7 +99,7 @@ def podman_runs(oci: Path, runs: int) -> list[float] | None:
         for _ in range(runs + 1):
             t0 = time.monotonic()
             run = subprocess.run(
-                ["podman", "run", "--rm", "--network", "none", image, "true"],
+                [*PODMAN_RUN, image, "true"],
                 capture_output=True, text=True,
             )  # fmt: skip
             if run.returncode != 0:
@@ -214,6 +221,13 @@ def main() -> int:
             print(f"    podman run --rm --network none: median {med * 1000:.0f} ms; {ratio:.2f}x")
         else:
             print("    no podman figure (not installed, or it cannot run here: see above)")
+    except Exception:
+        if sbx.leader:
+            log = sbx.exec(
+                "journalctl", "--no-pager", "-n", "60", "-u", "pycontainers", check=False
+            )
+            print(log.stdout[-6000:], file=sys.stderr)
+        raise
     finally:
         sbx.stop()
         out = REPO / "bench" / "results"
