@@ -632,10 +632,9 @@ def run(root: str, container_id: str, bundle: str, opts: CreateOptions, detach: 
     libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
     st = create(root, container_id, bundle, opts)
     try:
-        # _signal, not signal: the latter builds IntEnums at import (milliseconds per start)
-        import importlib
-
-        _signal = importlib.import_module("_signal")
+        # _signal, not signal: the latter builds IntEnums at import (milliseconds per start);
+        # the interpreter loaded _signal at startup, and importlib would cost its own import
+        _signal = __import__("_signal")
 
         def forward(signum: int, _frame: object) -> None:
             try:  # noqa: SIM105 (contextlib costs import time)

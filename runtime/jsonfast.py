@@ -32,7 +32,9 @@ _WS = " \t\n\r"
 def loads(text: str | bytes) -> object:
     """Parse one JSON document; ValueError (with the position) when it is not valid."""
     if isinstance(text, bytes):
-        text = text.decode("utf-8-sig")
+        # a BOM is tolerated as json.loads does; utf-8-sig would cost a codec import
+        text = text[3:] if text.startswith(b"\xef\xbb\xbf") else text
+        text = text.decode()
     start = len(text) - len(text.lstrip(_WS))
     try:
         value, end = _scan(text, start)

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from pycontainers.runtime import cgroups
+from pycontainers.runtime import cgroup_devices, cgroups
 from pycontainers.runtime.cgroups import UNIFIED, CgroupLimitError, CgroupManager, manager_for
 
 pytestmark = [
@@ -614,4 +614,6 @@ def test_device_rules_on_cgroup2_are_enforced_by_an_ebpf_filter(
 def test_every_device_program_passes_the_kernel_verifier(
     container: CgroupManager, rules: list[dict[str, Any]]
 ) -> None:
-    cgroups.attach_device_program(container.paths()[UNIFIED], cgroups.device_program(rules))
+    cgroup_devices.attach_device_program(
+        container.paths()[UNIFIED], cgroup_devices.device_program(rules)
+    )

@@ -10,18 +10,20 @@ import os
 
 import pytest
 
-from pycontainers.runtime import cgroups
-from pycontainers.runtime.cgroups import (
+from pycontainers.runtime import cgroup_devices, cgroup_layout, cgroups
+from pycontainers.runtime.cgroup_layout import (
     UNIFIED,
     CgroupError,
+    parse_mountinfo,
+    parse_proc_cgroup,
+    systemd_style_path,
+)
+from pycontainers.runtime.cgroup_limits import (
     Write,
     blkio_weight_to_io_weight,
     cpu_shares_to_weight,
-    parse_mountinfo,
-    parse_proc_cgroup,
     resource_writes,
     swap_to_v2,
-    systemd_style_path,
 )
 
 HYBRID_MOUNTINFO = """\
@@ -57,7 +59,7 @@ NSPAWN_MOUNTINFO = """\
 """
 
 
-def by_key(hierarchies: list[cgroups.Hierarchy]) -> dict[str, cgroups.Hierarchy]:
+def by_key(hierarchies: list[cgroup_layout.Hierarchy]) -> dict[str, cgroup_layout.Hierarchy]:
     return {h.key: h for h in hierarchies}
 
 
@@ -69,7 +71,7 @@ def test_hybrid_layout_lists_v1_controllers_named_systemd_and_unified() -> None:
     assert (
         found["memory"].dir_of("/process_api/abc/c1") == "/sys/fs/cgroup/memory/process_api/abc/c1"
     )
-    assert cgroups.Layout(tuple(found.values())).mode == "hybrid"
+    assert cgroup_layout.Layout(tuple(found.values())).mode == "hybrid"
 
 
 def test_pure_v2_layout() -> None:
@@ -77,7 +79,7 @@ def test_pure_v2_layout() -> None:
     assert [(h.key, h.mountpoint, h.own) for h in found] == [
         (UNIFIED, "/sys/fs/cgroup", "/system.slice/x.service")
     ]
-    assert cgroups.Layout(tuple(found)).mode == "unified"
+    assert cgroup_layout.Layout(tuple(found)).mode == "unified"
 
 
 def test_read_only_bind_over_a_hierarchy_wins_and_mount_root_is_stripped() -> None:
@@ -208,7 +210,7 @@ def test_device_rules() -> None:
         {"allow": False, "access": "rwm"},
         {"allow": True, "type": "c", "major": 1, "minor": 3},
     ]
-    assert cgroups.device_rule_writes(rules) == [
+    assert cgroup_devices.device_rule_writes(rules) == [
         Write("devices", "devices.deny", "a"),
         Write("devices", "devices.allow", "c 1:3 rwm"),
     ]
@@ -229,18 +231,18 @@ def test_bad_container_ids_and_paths_are_refused() -> None:
 def test_device_rules_replay_like_the_v1_controller() -> None:
     deny_all = {"allow": False, "access": "rwm"}
     null = {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
-    assert cgroups.device_exceptions([]) == (True, [])
-    assert cgroups.device_exceptions([deny_all, null]) == (False, [("c", 1, 3, 7)])
+    assert cgroup_devices.device_exceptions([]) == (True, [])
+    assert cgroup_devices.device_exceptions([deny_all, null]) == (False, [("c", 1, 3, 7)])
     # a rule agreeing with the default takes access away from an identical exception
     no_write = {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "w"}
-    assert cgroups.device_exceptions([deny_all, null, no_write]) == (False, [("c", 1, 3, 3)])
+    assert cgroup_devices.device_exceptions([deny_all, null, no_write]) == (False, [("c", 1, 3, 3)])
     # "a" resets; wildcards are None
     any_char_mknod = {"allow": False, "type": "c", "access": "m"}
-    assert cgroups.device_exceptions([null, {"allow": True}, any_char_mknod]) == (
+    assert cgroup_devices.device_exceptions([null, {"allow": True}, any_char_mknod]) == (
         True,
         [("c", None, None, 1)],
     )
     with pytest.raises(CgroupError, match="unknown device type 'x'"):
-        cgroups.device_exceptions([{"allow": True, "type": "x"}])
+        cgroup_devices.device_exceptions([{"allow": True, "type": "x"}])
     with pytest.raises(CgroupError, match="unknown access 'rx'"):
-        cgroups.device_exceptions([{"allow": True, "type": "c", "access": "rx"}])
+        cgroup_devices.device_exceptions([{"allow": True, "type": "c", "access": "rx"}])
