@@ -390,7 +390,22 @@ def _report(g: Globals, message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    """The console script. Called without ``argv`` (as a program) it ends the process with
+    os._exit once stdout and stderr are flushed: the interpreter's orderly shutdown
+    (module teardown, garbage collection) costs ~3 ms per command and has nothing to
+    release that the kernel would not."""
+    if argv is not None:
+        return _main(list(argv))
+    code = _main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+_ATTACHING = ("create", "run", "exec")  # commands that move a process into a cgroup
+
+
+def _main(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
         sys.stdout.write(USAGE)
         return 0 if args else 2
@@ -408,6 +423,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         verb = COMMANDS.get(rest[0])
         if verb is None:
             raise UsageError(f"unknown command {rest[0]!r}")
+        if rest[0] in _ATTACHING and os.geteuid() == 0:
+            from pycontainers.runtime import cgroup_prewarm
+
+            cgroup_prewarm.start()
         if not g.root:
             from pycontainers.runtime.state import default_root
 

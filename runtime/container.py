@@ -12,9 +12,9 @@ import errno
 import os
 import time
 
+from pycontainers.runtime import cgroup_prewarm, state
 from pycontainers.runtime import config as configmod
 from pycontainers.runtime import jsonfast as json
-from pycontainers.runtime import state
 from pycontainers.runtime.channel import Channel
 from pycontainers.runtime.errors import (
     ConfigError,
@@ -367,6 +367,7 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
         middle = os.fork()
         if middle == 0:
             _child_main(cfg, child, parent, container_id, st.fifo, opts, manager)
+        cgroup_prewarm.stop()
         child.close()
         try:
             init_pid = _setup_dialogue(parent, middle, cfg, st)

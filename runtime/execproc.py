@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 
+from pycontainers.runtime import cgroup_prewarm, libc, state
 from pycontainers.runtime import config as configmod
 from pycontainers.runtime import jsonfast as json
-from pycontainers.runtime import libc, state
 from pycontainers.runtime.channel import Channel
 from pycontainers.runtime.errors import ConfigError, IncorrectStatus, OciRuntimeError
 
@@ -87,6 +87,8 @@ def exec_in(root: str, container_id: str, a: Args) -> int:
         libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
     parent, child = Channel.pair()
     middle = os.fork()
+    if middle != 0:
+        cgroup_prewarm.stop()
     if middle == 0:
         parent.close()
         code = 1

@@ -54,7 +54,7 @@ def runtimes(state: Path) -> dict[str, list[str]]:
     lean = [
         "/usr/bin/python3", "-I", "-S", "-c",
         f"import sys; sys.path.insert(0, {str(REPO)!r}); "
-        "from pycontainers.runtime.cli import main; sys.exit(main(sys.argv[1:]))",
+        "from pycontainers.runtime.cli import main; sys.exit(main())",
     ]  # fmt: skip
     return {
         "pycontainers-runtime": [str(REPO / ".venv/bin/pycontainers-runtime"), "--root",

@@ -1,0 +1,73 @@
+"""Pay the kernel's first-attach wait for cgroups in parallel with the rest of `create`.
+
+Moving a process into a cgroup (a write to ``cgroup.procs``, in any hierarchy, v1 or v2)
+takes the kernel's global ``cgroup_threadgroup_rwsem`` for writing. When no writer came
+by recently, that first waits for an RCU grace period (the percpu rwsem switching
+readers to its slow path): 10-15 ms on this host, paid by runc and crun too. Writers
+arriving within about a grace period after the previous one do not wait again.
+
+So the runtime starts a thread at once that rewrites its own pid into its own cgroup (a
+move that changes nothing) while the main thread reads the config and makes the
+container's cgroup directories, and repeats that every 2 ms (each time without the wait)
+until the runtime forks the process that moves into the new cgroups, which then finds
+the lock warm. It is a hint only: every error is ignored, and it gives up after 0.5 s.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+# where a hierarchy of /proc/self/cgroup is usually mounted (v2 line first: one write is
+# enough, the lock is shared by all hierarchies)
+_MOUNTS = {
+    "": ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"),
+    "name=systemd": ("/sys/fs/cgroup/systemd",),
+}
+
+
+_stop = [False]
+INTERVAL = 0.002
+GIVE_UP = 0.5
+
+
+def _own_procs_file() -> int | None:
+    with open("/proc/self/cgroup") as f:
+        lines = [line.rstrip("\n").split(":", 2) for line in f]
+    for _hid, names, path in sorted(lines, key=lambda p: p[1] != ""):
+        for mount in _MOUNTS.get(names, (f"/sys/fs/cgroup/{names}",)):
+            try:
+                return os.open(
+                    f"{mount}{path.rstrip('/')}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC
+                )
+            except OSError:
+                continue
+    return None
+
+
+def _keep_warm() -> None:
+    try:
+        fd = _own_procs_file()
+        if fd is None:
+            return
+        pid = str(os.getpid()).encode()
+        deadline = time.monotonic() + GIVE_UP
+        try:
+            while not _stop[0] and time.monotonic() < deadline:
+                os.write(fd, pid)
+                time.sleep(INTERVAL)
+        finally:
+            os.close(fd)
+    except BaseException:  # a hint only: a failure just means no head start
+        pass
+
+
+def start() -> None:
+    import _thread
+
+    _thread.start_new_thread(_keep_warm, ())
+
+
+def stop() -> None:
+    """The mover has been forked (it inherits no thread): stop rewriting."""
+    _stop[0] = True
