@@ -192,6 +192,26 @@ class CgroupManager:
     def from_paths(cls, paths: Mapping[str, str], *, rootless: bool = False) -> CgroupManager:
         return cls(paths, rootless=rootless)
 
+    def as_proc_cgroup(self, own: Mapping[str, str]) -> dict[str, str]:
+        """``own`` (/proc/self/cgroup as {controllers: path}) as it reads once a process
+        is in this container's cgroups: where it will be before it could read it itself."""
+        out = dict(own)
+        hierarchies = self._layout.hierarchies if self._layout is not None else ()
+        for h in hierarchies:
+            directory = self._dirs.get(h.key)
+            if directory is None:
+                continue
+            rel = directory[len(h.mountpoint) :] or "/"
+            path = os.path.normpath(h.root.rstrip("/") + "/" + rel.lstrip("/"))
+            for names in own:
+                if (
+                    (names == "")
+                    if h.key == UNIFIED
+                    else set(names.split(",")) == set(h.key.split(","))
+                ):
+                    out[names] = path
+        return out
+
     # --- helpers -----------------------------------------------------------------------
     def _controllers_of(self, key: str) -> frozenset[str]:
         if key == UNIFIED:

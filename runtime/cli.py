@@ -402,7 +402,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os._exit(code)
 
 
-_ATTACHING = ("create", "run", "exec")  # commands that move a process into a cgroup
+# exec moves its process into the container's cgroups (create and run warm up later,
+# once the cgroup directories exist: see container.create)
+_ATTACHING = ("exec",)
 
 
 def _main(args: list[str]) -> int:

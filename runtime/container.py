@@ -239,8 +239,13 @@ def _child_main(
     fifo: str,
     opts: CreateOptions,
     manager: CgroupManager | None,
+    placed: CgroupManager | None,
 ) -> None:
-    """The intermediate child; exits, never returns."""
+    """The intermediate child; exits, never returns.
+
+    It moves itself into ``manager``'s cgroups; ``placed`` are the cgroups the runtime
+    moves the init into instead (see create).
+    """
     parent.close()
     code = 1
     try:
@@ -257,6 +262,8 @@ def _child_main(
         from pycontainers.runtime import rootfs
 
         host_cgroups = rootfs.own_cgroups()  # the host's view, before a new cgroup namespace
+        if placed is not None:
+            host_cgroups = placed.as_proc_cgroup(host_cgroups)  # where the runtime moves init
         rootless = os.geteuid() != 0  # before we become the user namespace's root
         _enter_namespaces(cfg, ch)
         pid = os.fork()
@@ -353,6 +360,14 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
         if cfg.namespace("user") is not None:
             os.chown(st.fifo, _host_id(cfg.uid_mappings, 0), _host_id(cfg.gid_mappings, 0))
         manager = _cgroup_manager(cfg, container_id)
+        # Who moves into the cgroups: with a new cgroup namespace the intermediate child
+        # itself, before unsharing (the namespace's root is the cgroup it is in then);
+        # otherwise this process moves the init while the init sets up its rootfs, so the
+        # kernel's attach wait (an RCU grace period, ~10 ms) overlaps that work.
+        ns = cfg.namespace("cgroup")
+        child_moves = ns is not None and not ns.path
+        if manager is not None and manager.paths() and os.geteuid() == 0:
+            cgroup_prewarm.start()  # the dirs exist: warming no longer delays their mkdir
         parent, child = Channel.pair()
         st.data = {
             "id": container_id,
@@ -366,11 +381,20 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
         }
         middle = os.fork()
         if middle == 0:
-            _child_main(cfg, child, parent, container_id, st.fifo, opts, manager)
+            _child_main(
+                cfg,
+                child,
+                parent,
+                container_id,
+                st.fifo,
+                opts,
+                manager if child_moves else None,
+                None if child_moves else manager,
+            )
         cgroup_prewarm.stop()
         child.close()
         try:
-            init_pid = _setup_dialogue(parent, middle, cfg, st)
+            init_pid = _setup_dialogue(parent, middle, cfg, st, None if child_moves else manager)
         finally:
             parent.close()
             _reap(middle)
@@ -389,8 +413,19 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
     return st
 
 
-def _setup_dialogue(ch: Channel, middle: int, cfg: configmod.Config, st: ContainerState) -> int:
-    """Serve the children's requests until the init reports ``ready``; returns its pid."""
+def _setup_dialogue(
+    ch: Channel,
+    middle: int,
+    cfg: configmod.Config,
+    st: ContainerState,
+    manager: CgroupManager | None,
+) -> int:
+    """Serve the children's requests until the init reports ``ready``; returns its pid.
+
+    With a ``manager``, the init is moved into the container's cgroups as soon as its
+    pid is known, before any request of its is served (hooks) and before ``ready``:
+    until then it only mounts, and it forks nothing.
+    """
     init_pid = 0
     pending: list[str] = []
     while True:
@@ -409,6 +444,8 @@ def _setup_dialogue(ch: Channel, middle: int, cfg: configmod.Config, st: Contain
             init_pid = int(payload)
             st.data["pid"] = init_pid
             st.data["pid_start"] = state.process_start_time(init_pid)
+            if manager is not None:
+                _move_init(manager, init_pid)
         else:
             pending.append(kind)
         while init_pid and pending:
@@ -422,6 +459,17 @@ def _setup_dialogue(ch: Channel, middle: int, cfg: configmod.Config, st: Contain
                 ch.send("go", json.dumps(dict(doc, status=ContainerStatus.CREATED.value)))
             elif kind == "ready":
                 return init_pid
+
+
+def _move_init(manager: CgroupManager, pid: int) -> None:
+    from pycontainers.runtime import cgroups
+
+    try:
+        manager.add_pid(pid)
+    except cgroups.CgroupError as exc:
+        if state.process_start_time(pid) is not None:
+            raise CgroupSetupError(f"cgroup: {exc}") from exc
+        # the init died during setup: its own error message follows on the channel
 
 
 def _reap(pid: int) -> None:

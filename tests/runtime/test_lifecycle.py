@@ -288,3 +288,16 @@ def test_a_create_that_died_half_way_can_be_deleted(ours: Runtime) -> None:
     assert ours.state(cid)["status"] == "creating"
     assert ours("delete", cid).returncode == 0
     assert not (ours.root / cid).exists()
+
+
+def test_the_waiting_init_is_already_in_the_containers_cgroups(
+    ours: Runtime, make_bundle: BundleFactory
+) -> None:
+    """The runtime moves the init while it sets up its rootfs; create returns only once
+    it is in every hierarchy, and the runtime itself stayed where it was."""
+    cid, _ = ours.create(make_bundle(["true"]))
+    with open(f"/proc/{ours.state(cid)['pid']}/cgroup") as f:
+        lines = f.read().splitlines()
+    assert lines and all(line.endswith(f"/{cid}") for line in lines), lines
+    with open("/proc/self/cgroup") as f:
+        assert cid not in f.read()
