@@ -51,6 +51,7 @@ class CreateOptions:
         "pid_file",
         "preserve_fds",
         "seccomp_cache",
+        "subreaper",
     )
 
     def __init__(
@@ -67,6 +68,7 @@ class CreateOptions:
         self.listen_fds = 0  # systemd's socket-activation fds, passed before preserve_fds
         # compiled seccomp programs, under --root (only root can write there)
         self.seccomp_cache: str | None = None
+        self.subreaper = False  # become the init's parent when the intermediate exits
 
 
 def _cgroup_manager(cfg: configmod.Config, container_id: str) -> CgroupManager:
@@ -76,6 +78,10 @@ def _cgroup_manager(cfg: configmod.Config, container_id: str) -> CgroupManager:
     try:
         manager = cgroups.manager_for(cfg.cgroups_path, container_id, rootless=os.geteuid() != 0)
         manager.create()
+        if manager.paths() and os.geteuid() == 0:
+            # the directories exist (mkdir waits for the lock the warm-up holds): warm the
+            # attach lock now, while the limits are written and the children forked
+            cgroup_prewarm.start()
         linux = cfg.raw.get("linux")
         devices = linux.get("devices") if isinstance(linux, dict) else None
         manager.apply(cfg.resources, devices if isinstance(devices, list) else ())
@@ -366,8 +372,6 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
         # kernel's attach wait (an RCU grace period, ~10 ms) overlaps that work.
         ns = cfg.namespace("cgroup")
         child_moves = ns is not None and not ns.path
-        if manager is not None and manager.paths() and os.geteuid() == 0:
-            cgroup_prewarm.start()  # the dirs exist: warming no longer delays their mkdir
         parent, child = Channel.pair()
         st.data = {
             "id": container_id,
@@ -379,6 +383,10 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
             "config": cfg.raw,
             "cgroup_paths": manager.paths() if manager is not None else {},
         }
+        if opts.subreaper:
+            from pycontainers.runtime import libc
+
+            libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
         middle = os.fork()
         if middle == 0:
             _child_main(
@@ -676,9 +684,7 @@ def run(root: str, container_id: str, bundle: str, opts: CreateOptions, detach: 
         return 0
     # As a subreaper we inherit the init when the intermediate child exits, so we can
     # wait for it and return its status.
-    from pycontainers.runtime import libc
-
-    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+    opts.subreaper = True  # set just before the fork: ctypes loads after the cgroup work
     st = create(root, container_id, bundle, opts)
     try:
         # _signal, not signal: the latter builds IntEnums at import (milliseconds per start);
