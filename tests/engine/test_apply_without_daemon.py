@@ -85,3 +85,30 @@ def test_apply_of_one_file_never_prunes_the_others(
     single = write_spec(engine.work / "single.yaml", spec_yaml("single-b", SLEEPER))
     engine.pyc("apply", str(single))
     assert {"keep-a", "single-b"} <= set(engine.units())
+
+
+def test_foreign_units_are_never_touched_even_150_of_them(
+    engine: EngineEnv, spec_dir: Path, write_spec: Callable[[Path, str], Path]
+) -> None:
+    # units under our name pattern that pycontainers did not start (no metadata): apply
+    # with an empty-but-one directory must neither prune them nor choke on reading them
+    # (150 units read at once once overran the D-Bus connection)
+    engine.systemd.exec(
+        "sh", "-c",
+        "for i in $(seq 150); do systemd-run --quiet --unit=pycontainers-foreign-$i "
+        "--property=CollectMode=inactive-or-failed sleep 600 || exit 1; done",
+        timeout=120,
+    )  # fmt: skip
+    try:
+        write_spec(spec_dir / "ours.yaml", spec_yaml("ours", SLEEPER))
+        out = engine.pyc("apply", str(spec_dir))
+        assert "create ours: new container" in out.stdout
+        assert "foreign" not in out.stdout
+        units = engine.units()
+        assert "ours" in units
+        assert len([u for u in units if u.startswith("foreign-")]) == 150
+        assert [c["name"] for c in engine.status()["containers"]] == ["ours"]
+    finally:
+        engine.systemd.exec(
+            "sh", "-c", "systemctl stop 'pycontainers-foreign-*.service'", check=False
+        )
