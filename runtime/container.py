@@ -71,23 +71,34 @@ class CreateOptions:
         self.subreaper = False  # become the init's parent when the intermediate exits
 
 
-def _cgroup_manager(cfg: configmod.Config, container_id: str) -> CgroupManager:
-    """The one call site of the cgroup part: create the container's cgroup, apply limits."""
+def _cgroup_manager(cfg: configmod.Config, container_id: str, limits: bool) -> CgroupManager:
+    """Create the container's cgroups (and with ``limits``, apply them too)."""
     from pycontainers.runtime import cgroups
 
     try:
         manager = cgroups.manager_for(cfg.cgroups_path, container_id, rootless=os.geteuid() != 0)
         manager.create()
-        if manager.paths() and os.geteuid() == 0:
-            # the directories exist (mkdir waits for the lock the warm-up holds): warm the
-            # attach lock now, while the limits are written and the children forked
-            cgroup_prewarm.start()
-        linux = cfg.raw.get("linux")
-        devices = linux.get("devices") if isinstance(linux, dict) else None
+    except cgroups.CgroupError as exc:
+        raise CgroupSetupError(f"cgroup: {exc}") from exc
+    if manager.paths() and os.geteuid() == 0:
+        # the directories exist (mkdir waits for the lock the warm-up holds): warm the
+        # attach lock now, while the limits are written and the children forked
+        cgroup_prewarm.start()
+    if limits:
+        _apply_limits(manager, cfg)
+    return manager
+
+
+def _apply_limits(manager: CgroupManager, cfg: configmod.Config) -> None:
+    """linux.resources and the device rules: before the container's program runs."""
+    from pycontainers.runtime import cgroups
+
+    linux = cfg.raw.get("linux")
+    devices = linux.get("devices") if isinstance(linux, dict) else None
+    try:
         manager.apply(cfg.resources, devices if isinstance(devices, list) else ())
     except cgroups.CgroupError as exc:
         raise CgroupSetupError(f"cgroup: {exc}") from exc
-    return manager
 
 
 def _remove_empty_cgroups(st: ContainerState) -> dict[str, str]:
@@ -365,13 +376,14 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
             os.umask(old_umask)
         if cfg.namespace("user") is not None:
             os.chown(st.fifo, _host_id(cfg.uid_mappings, 0), _host_id(cfg.gid_mappings, 0))
-        manager = _cgroup_manager(cfg, container_id)
         # Who moves into the cgroups: with a new cgroup namespace the intermediate child
         # itself, before unsharing (the namespace's root is the cgroup it is in then);
-        # otherwise this process moves the init while the init sets up its rootfs, so the
-        # kernel's attach wait (an RCU grace period, ~10 ms) overlaps that work.
+        # otherwise this process writes the limits and moves the init while the init sets
+        # up its rootfs, so that work and the kernel's attach wait (an RCU grace period,
+        # ~10 ms) overlap it.
         ns = cfg.namespace("cgroup")
         child_moves = ns is not None and not ns.path
+        manager = _cgroup_manager(cfg, container_id, limits=child_moves)
         parent, child = Channel.pair()
         st.data = {
             "id": container_id,
@@ -430,9 +442,9 @@ def _setup_dialogue(
 ) -> int:
     """Serve the children's requests until the init reports ``ready``; returns its pid.
 
-    With a ``manager``, the init is moved into the container's cgroups as soon as its
-    pid is known, before any request of its is served (hooks) and before ``ready``:
-    until then it only mounts, and it forks nothing.
+    With a ``manager``, its limits are applied and the init is moved into its cgroups as
+    soon as the init's pid is known, before any request of the init is served (hooks)
+    and before ``ready``: until then the init only mounts, and it forks nothing.
     """
     init_pid = 0
     pending: list[str] = []
@@ -453,7 +465,12 @@ def _setup_dialogue(
             st.data["pid"] = init_pid
             st.data["pid_start"] = state.process_start_time(init_pid)
             if manager is not None:
-                _move_init(manager, init_pid)
+                try:
+                    _apply_limits(manager, cfg)
+                    _move_init(manager, init_pid)
+                except BaseException:
+                    _kill_and_reap(init_pid)
+                    raise
         else:
             pending.append(kind)
         while init_pid and pending:

@@ -159,3 +159,20 @@ def test_absolute_symlinks_resolve_inside_the_rootfs_like_runc(
     assert list(host_dir.iterdir()) == []
     assert _mounts_under(host_dir) == []
     assert (private_rootfs / str(host_dir).lstrip("/")).is_dir()  # created inside the rootfs
+
+
+def test_a_limit_this_host_cannot_apply_fails_create_and_leaves_nothing(
+    ours: Runtime, make_bundle: BundleFactory
+) -> None:
+    """The limits are written while the init already sets up its rootfs: a refusal still
+    kills it and removes the cgroups (cgroup v2 files on this host's v1 memory)."""
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["resources"]["unified"] = {"memory.max": "67108864"}
+
+    bundle = make_bundle(["true"], edit)
+    cid, err = _create_fails(ours, bundle)
+    assert "linux.resources.unified" in err and "cgroup v1" in err
+    _assert_nothing_left(
+        ours, cid, Path(json.loads((bundle / "config.json").read_text())["root"]["path"])
+    )
