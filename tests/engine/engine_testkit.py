@@ -112,8 +112,11 @@ class EngineEnv:
             "ExecStart=/usr/bin/pycontainers daemon /etc/pycontainers", f"ExecStart={command}"
         )
         assert command in text, "packaging/pycontainers.service changed its ExecStart line"
-        # fast restarts for the kill -9 test; the shipped unit keeps its own values
+        # fast restarts for the kill -9 test, and a watchdog short enough that a daemon
+        # that stops pinging is caught within a test; the shipped unit keeps its values
         text = text.replace("RestartSec=2s", "RestartSec=200ms")
+        assert "WatchdogSec=5min" in text
+        text = text.replace("WatchdogSec=5min", "WatchdogSec=4s")
         unit = self.work / "pycontainers.service"
         unit.write_text(text)
         self.systemd.exec("cp", str(unit), "/etc/systemd/system/pycontainers.service")

@@ -90,6 +90,9 @@ def test_directory_drop_edit_break_repair_restart_delete(
     wait(lambda: "other" not in engine.units(), "other to be removed")
     assert engine.main_pid("dwell") == third
 
+    # the watchdog (4 s in the tests) never fired during all this
+    assert "Watchdog timeout" not in engine.daemon_log()
+
     # SIGTERM ends the daemon, never its containers
     engine.stop_daemon()
     assert (
