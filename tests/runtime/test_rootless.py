@@ -216,3 +216,19 @@ def test_what_a_user_cannot_do_is_a_clear_error(
     assert done.returncode != 0
     assert message in done.stderr.splitlines()[-1]
     assert not (user.run_dir / "pycontainers-runtime" / "rl-ours").exists()
+
+
+def test_spec_rootless_runs_out_of_the_box_with_its_seccomp_profile(user: User) -> None:
+    """Only terminal is switched off (no console socket here); the default seccomp profile
+    loads under the user's no_new_privs."""
+    bundle = user.home / "bundle"
+    assert user(RUNTIME, "spec", "--rootless", "--bundle", str(bundle)).returncode == 0
+    cfg = json.loads((bundle / "config.json").read_text())
+    assert cfg["linux"]["seccomp"]["defaultAction"]
+    cfg["process"].update(
+        terminal=False, args=["sh", "-c", "id -u; grep Seccomp: /proc/self/status"]
+    )
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    done = user(RUNTIME, "run", "--bundle", str(bundle), "rl-ours")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "0\nSeccomp:\t2\n"
