@@ -190,7 +190,7 @@ class Daemon:
             try:
                 result = await self.engine.reconcile(fetch=fetch, check_updates=update)
             except (ReconcilerError, UnitError, OSError) as exc:
-                if not self.backend.manager.conn.connected:
+                if not self.backend.manager.connected:
                     # the bus went away (dbus restarted): exit, and systemd's Restart=
                     # brings the daemon back on a fresh connection
                     raise
