@@ -46,6 +46,13 @@ STUCK_AFTER = 900.0
 """A pass running longer than this stops the watchdog pings, so systemd restarts us."""
 
 
+class BusLost(ReconcilerError):
+    """The connection to the manager's bus broke; a restart reconnects."""
+
+    def __init__(self) -> None:
+        super().__init__("lost the connection to the systemd manager's bus")
+
+
 def sd_notify(message: str, environ: dict[str, str] | None = None) -> bool:
     env = os.environ if environ is None else environ
     path = env.get("NOTIFY_SOCKET", "")
@@ -89,6 +96,7 @@ class Daemon:
         self.update_pending = auto_update_interval > 0
         self.pass_started: float | None = None
         self.passes = 0
+        self.lost_bus = False
 
     def mark(self, why: str, *, fetch: bool = False, update: bool = False) -> None:
         log.debug("dirty: %s", why)
@@ -159,6 +167,15 @@ class Daemon:
         while not await _sleep_or(self.stopping, seconds):
             self.mark(why, **flags)
 
+    async def watch_bus(self) -> None:
+        """A lost bus connection (dbus restarted) ends the daemon with a failure, so
+        systemd's Restart= brings it back on a fresh connection. A flag check every 5 s."""
+        while not await _sleep_or(self.stopping, 5.0):
+            if not self.backend.manager.connected:
+                self.lost_bus = True
+                log.error("lost the connection to the bus; exiting so systemd restarts us")
+                self.stopping.set()
+
     async def watchdog(self) -> None:
         usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
         pid = os.environ.get("WATCHDOG_PID")
@@ -227,6 +244,7 @@ class Daemon:
         inputs: list[Callable[[], Any]] = [
             self.watch_sync_requests,
             self.watch_units,
+            self.watch_bus,
             self.watchdog,
             lambda: self.every(self.resync_interval, "periodic resync"),
             lambda: self.every(self.auto_update_interval, "auto-update", update=True),
@@ -246,6 +264,8 @@ class Daemon:
         await asyncio.gather(*tasks, worker, stop, return_exceptions=True)
         if worker in done and worker.exception() is not None:
             raise worker.exception()  # type: ignore[misc]
+        if self.lost_bus:
+            raise BusLost()
         log.info("stopped; containers keep running under systemd")
 
 
