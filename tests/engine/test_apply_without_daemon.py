@@ -112,3 +112,18 @@ def test_foreign_units_are_never_touched_even_150_of_them(
         engine.systemd.exec(
             "sh", "-c", "systemctl stop 'pycontainers-foreign-*.service'", check=False
         )
+
+
+def test_suspend_everything_holds_every_change_until_resumed(
+    engine: EngineEnv, spec_dir: Path, write_spec: Callable[[Path, str], Path]
+) -> None:
+    assert engine.pyc("suspend").stdout.strip() == "suspended everything"
+    write_spec(spec_dir / "later.yaml", spec_yaml("later", SLEEPER))
+    out = engine.pyc("apply", str(spec_dir))
+    assert "later" not in engine.units()
+    assert "reconciliation is suspended" in out.stdout or "held" in out.stdout
+    status = engine.status()
+    assert status["suspendedAll"] and engine.container_status("later")["suspended"]
+    engine.pyc("resume")
+    engine.pyc("apply", str(spec_dir))
+    assert engine.active("later")
