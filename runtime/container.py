@@ -80,7 +80,7 @@ def _cgroup_manager(cfg: configmod.Config, container_id: str, limits: bool) -> C
         manager.create()
     except cgroups.CgroupError as exc:
         raise CgroupSetupError(f"cgroup: {exc}") from exc
-    if manager.paths() and os.geteuid() == 0:
+    if manager.paths():
         # the directories exist (mkdir waits for the lock the warm-up holds): warm the
         # attach lock now, while the limits are written and the children forked
         cgroup_prewarm.start()
