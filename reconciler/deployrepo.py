@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 from pycontainers.reconciler.errors import DeployRepoError
-from pycontainers.reconciler.gitsource import git_env
 
 HOOKS = ("pre-receive", "post-receive")
 
@@ -42,6 +41,8 @@ def init_deploy_repo(
     path = path.absolute()
     if path.exists() and any(path.iterdir()) and not (path / "HEAD").exists():
         raise DeployRepoError(f"cannot create deploy repository {path}: directory is not empty")
+    from pycontainers.reconciler.gitsource import git_env  # loads asyncio: not at parse time
+
     env = git_env()
 
     def git(*args: str) -> None:

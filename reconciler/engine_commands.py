@@ -7,7 +7,6 @@ the system manager, anybody else to their own user manager (rootless mode).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import logging
@@ -112,6 +111,8 @@ def run_apply(args: argparse.Namespace) -> int:
 
     setup_logging(args.debug)
     try:
+        import asyncio
+
         return asyncio.run(_apply(args))
     except (ReconcilerError, UnitError) as exc:
         return _fail(exc.diagnostics())

@@ -75,10 +75,13 @@ class ImageSupply:
         return PolicyTrustCheck(policy)
 
     def stored_digest(self, name: str) -> str | None:
+        """The digest ``name`` had in its registry when pulled: for an image picked from a
+        multi-arch index that is the index's digest, which is what a tag HEAD and a pinned
+        ``@sha256:`` name report; comparing the platform manifest's would look stale forever."""
         if not self.store.exists():
             return None
         try:
-            return str(self.store.resolve(name).digest)
+            return str(self.store.source_digest(name))
         except DistributionError:
             return None
 

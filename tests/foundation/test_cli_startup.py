@@ -12,7 +12,7 @@ def test_parser_imports_no_heavy_libraries() -> None:
     probe = (
         "import sys, pycontainers.reconciler.cli as c\n"
         "c.build_parser()\n"
-        "heavy = {'pydantic', 'httpx', 'dbus_next', 'cryptography', 'yaml'}\n"
+        "heavy = {'pydantic', 'httpx', 'dbus_next', 'cryptography', 'yaml', 'asyncio'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
