@@ -33,7 +33,6 @@ from pycontainers.reconciler.layout import (
     mark_started,
     remove_tree,
 )
-from pycontainers.reconciler.observe import list_units
 from pycontainers.reconciler.plan import Action, ActionKind, Plan
 from pycontainers.units.backend import SystemdBackend
 from pycontainers.units.errors import UnitError
@@ -266,7 +265,7 @@ class Applier:
         and layer unpacks a crash interrupted."""
         await asyncio.to_thread(self.images.layers.remove_stale)
         try:
-            units = {u.container: u for u in await list_units(self.backend)}
+            units = {u.container: u for u in await self.backend.list()}
         except UnitError as exc:
             log.warning("garbage collection skipped: %s", exc)
             return

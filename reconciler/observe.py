@@ -9,7 +9,6 @@ job that already ran to an end its restart policy accepts.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -22,10 +21,8 @@ from pycontainers.reconciler.layout import (
     mark_started,
     read_record,
 )
-from pycontainers.units.backend import ContainerUnit, SystemdBackend, ownership
-from pycontainers.units.errors import ForeignUnit, NoSuchUnit
+from pycontainers.units.backend import ContainerUnit, SystemdBackend
 from pycontainers.units.manager import UnitStatus
-from pycontainers.units.model import UNIT_PATTERN, container_of
 
 
 @dataclass(frozen=True)
@@ -93,34 +90,7 @@ def merge(paths: EnginePaths, units: list[ContainerUnit], suspended: frozenset[s
     )
 
 
-LIST_CONCURRENCY = 16
-"""Units read at once. ``SystemdBackend.list()`` reads all of them at once; with ~100
-units the replies (two GetAll each, ~10 kB) back up in dbus-daemon until it stops reading
-our requests, and dbus-next then fails its write with EAGAIN and drops the connection."""
-
-
-async def list_units(backend: SystemdBackend) -> list[ContainerUnit]:
-    """Our container units, like ``backend.list()`` but with bounded concurrency."""
-    manager = backend.manager
-    rows = await manager.list_units_by_patterns([UNIT_PATTERN])
-    limit = asyncio.Semaphore(LIST_CONCURRENCY)
-
-    async def read(name: str, path: str) -> ContainerUnit | None:
-        container = container_of(name)
-        if container is None:
-            return None
-        async with limit:
-            try:
-                status = await manager.status_at(name, path)
-                return ContainerUnit(ownership(container, status), status)
-            except (ForeignUnit, NoSuchUnit):
-                return None
-
-    found = await asyncio.gather(*(read(r.name, r.path) for r in rows))
-    return sorted((u for u in found if u is not None), key=lambda u: u.container)
-
-
 async def observe(
     backend: SystemdBackend, paths: EnginePaths, suspended: frozenset[str]
 ) -> Observed:
-    return merge(paths, await list_units(backend), suspended)
+    return merge(paths, await backend.list(), suspended)

@@ -28,6 +28,10 @@ from pycontainers.units.model import (
 
 UNIT_EXISTS = "org.freedesktop.systemd1.UnitExists"
 ACTIVE_STATES = ("active", "activating", "deactivating", "reloading", "refreshing")
+LIST_CONCURRENCY = 16
+"""Units read at once by ``list()``. Reading ~100 at once backs the replies (two GetAll
+each, ~10 kB) up in dbus-daemon until it stops reading our requests, and dbus-next then
+fails its write with EAGAIN and drops the connection."""
 
 
 @dataclass(frozen=True)
@@ -182,16 +186,18 @@ class SystemdBackend:
     async def list(self) -> list[ContainerUnit]:
         """Every container unit of ours that systemd has loaded (running, failed, ...)."""
         rows = await self.manager.list_units_by_patterns([UNIT_PATTERN])
+        limit = asyncio.Semaphore(LIST_CONCURRENCY)
 
         async def read(name: str, path: str) -> ContainerUnit | None:
             container = container_of(name)
             if container is None:
                 return None
-            try:
-                status = await self.manager.status_at(name, path)
-                return ContainerUnit(ownership(container, status), status)
-            except (ForeignUnit, NoSuchUnit):
-                return None
+            async with limit:
+                try:
+                    status = await self.manager.status_at(name, path)
+                    return ContainerUnit(ownership(container, status), status)
+                except (ForeignUnit, NoSuchUnit):
+                    return None
 
         found = await asyncio.gather(*(read(r.name, r.path) for r in rows))
         return sorted((u for u in found if u is not None), key=lambda u: u.container)
