@@ -161,6 +161,22 @@ def test_a_subordinate_range_is_mapped_through_newuidmap(user: User) -> None:
     ]  # fmt: skip
     made = (bundle / "rootfs" / "tmp" / "f").stat()
     assert (made.st_uid, made.st_gid) == (user.subid_start + 999, user.subid_start + 1001)
+    # exec as a container uid of the range: a subordinate uid on the host
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["args"] = ["sleep", "60"]
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    log = user.home / "range.log"
+    started = user("sh", "-c", f"exec {RUNTIME} run --detach --bundle {bundle} rl-range"
+                   f" >>{log} 2>&1", subids=True)  # fmt: skip
+    assert started.returncode == 0, log.read_text() if log.exists() else started.stderr
+    # (the detached process keeps its stdio: a file, not the pipes run() would wait on)
+    inside = user("sh", "-c", f"exec {RUNTIME} exec --user 1000:1000 --detach --pid-file"
+                  f" {user.home / 'exec.pid'} rl-range sleep 30 >>{log} 2>&1")  # fmt: skip
+    assert inside.returncode == 0, log.read_text()
+    with open(f"/proc/{(user.home / 'exec.pid').read_text()}/status") as f:
+        uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+    assert uids == [str(user.subid_start + 999)] * 4
+    assert user(RUNTIME, "delete", "--force", "rl-range").returncode == 0
     # without the entries, newuidmap refuses and the error says where to look
     refused = user(RUNTIME, "run", "--bundle", str(bundle), "rl-range")
     assert refused.returncode != 0
