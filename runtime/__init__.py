@@ -8,8 +8,15 @@ Process model (runc's, see ``container`` and ``init``): ``create`` forks an inte
 child that joins or creates the namespaces and forks the container's init (PID 1 of a
 new PID namespace); the init sets up the rootfs and credentials, reports ``ready`` over
 a pipe and blocks on ``<root>/<id>/exec.fifo`` until ``start`` opens it, then execs the
-program. State lives under ``--root`` so any later process can ``state``/``kill``/
-``delete``.
+program. While the init mounts, the runtime writes the cgroup limits and moves the init
+into the container's cgroups (with a new cgroup namespace the intermediate child moves
+itself first instead). State lives under ``--root`` so any later process can
+``state``/``kill``/``delete``.
+
+Rootless: an unprivileged user's own uid/gid are mapped directly (setgroups denied
+first), larger mappings through newuidmap/newgidmap and /etc/subuid, /etc/subgid; the
+engine's overlay rootfs is mounted with ``userxattr``; cgroups the user cannot write are
+a warning.
 
 Under systemd, a unit runs ``pycontainers-runtime run --detach --bundle DIR ID`` with
 ``Type=notify`` and ``NotifyAccess=all`` (and ``ExecStopPost=pycontainers-runtime delete
