@@ -19,6 +19,54 @@ if TYPE_CHECKING:
     from pycontainers.runtime.console import ConsoleSocket
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# binfmt_script follows at most this many interpreters (BINPRM_MAX_RECURSION is 4)
+_MAX_INTERPRETERS = 5
+
+
+def _executable_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+# The host's python running the runtime, taken when this module is imported: on the host,
+# before any namespace change (the container may have no /proc of its own to name it).
+RUNTIME_EXECUTABLE = _executable_id("/proc/self/exe")
+
+
+def refuse_runtime_executable(program: str) -> None:
+    """Never let the container's program be the runtime's own executable (CVE-2019-5736).
+
+    At execve, /proc/self/exe still names the host's python: a program (or a script's
+    ``#!`` interpreter, or a symlink to either) that is /proc/self/exe or /proc/PID/exe
+    of a runtime process would run the host binary inside the container, where any
+    container process could open it through /proc/PID/exe and, once it is no longer
+    busy, overwrite it. Checked through the interpreter chain, before the credentials
+    change (an execute-only script is readable then). A container process racing an
+    ``exec`` could still swap the file between this check and execve: a residual risk,
+    which runc closes by running from a sealed copy of its binary.
+    """
+    path = program
+    for _ in range(_MAX_INTERPRETERS):
+        found = _executable_id(path)
+        if found is None:
+            return  # execve fails on its own
+        if found == RUNTIME_EXECUTABLE:
+            raise ExecError(
+                f'exec: "{program}": {path} is the runtime\'s own executable'
+                " (refused: it would run the host's interpreter in the container)"
+            )
+        try:
+            with open(path, "rb") as f:
+                head = f.read(256)
+        except OSError:
+            return
+        words = head[2:].split(b"\n", 1)[0].split() if head.startswith(b"#!") else []
+        if not words:
+            return
+        path = os.fsdecode(words[0])
 
 
 def find_executable(name: str, env: list[str]) -> str:
@@ -123,6 +171,8 @@ def prepare_process(cfg: Config, process: Process) -> tuple[str, list[str]]:
         set_oom_score_adj(process.oom_score_adj)
     env = with_home(process.env, process.user.uid)
     program = find_executable(process.args[0], env)
+    # still with every capability: an execute-only script's #! line is readable
+    refuse_runtime_executable(program)
     masks = None
     if process.capabilities is not None:
         masks = capabilities.to_masks(process.capabilities)

@@ -193,3 +193,27 @@ def test_no_new_privileges_and_the_bounding_set_hold_for_children(
         "NoNewPrivs:\t1",
         "",
     ]
+
+
+@pytest.mark.parametrize("how", ["direct", "shebang", "symlinked-interpreter", "exec"])
+def test_the_runtimes_own_executable_is_never_the_program(
+    how: str, ours: Runtime, make_bundle: BundleFactory, private_rootfs: Path
+) -> None:
+    """/proc/self/exe at execve is the host's python: as the program or as a script's
+    interpreter it would run the host binary inside the container (CVE-2019-5736)."""
+    (private_rootfs / "evil").write_text("#!/proc/self/exe\n")
+    (private_rootfs / "bin" / "innocent").symlink_to("/proc/self/exe")
+    (private_rootfs / "evil2").write_text("#!/bin/innocent -c pass\n")
+    for script in ("evil", "evil2"):
+        (private_rootfs / script).chmod(0o711)  # execute-only: still inspected
+    program = {"direct": "/proc/self/exe", "shebang": "/evil"}.get(how, "/evil2")
+    if how == "exec":
+        cid, _ = ours.create(make_bundle(["sleep", "60"], rootfs=private_rootfs))
+        ours("start", cid, check=True)
+        done = ours("exec", cid, "/evil")
+        program = "/evil"
+    else:
+        cid, done = ours.create(make_bundle([program], rootfs=private_rootfs))
+    assert done.returncode != 0
+    assert f'exec: "{program}"' in done.stderr
+    assert "is the runtime's own executable" in done.stderr
