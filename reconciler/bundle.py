@@ -74,12 +74,9 @@ READONLY_PATHS = (
     "/proc/sys",
     "/proc/sysrq-trigger",
 )
-# The containers-common default profile, as Podman applies it (PYCONTAINERS_SECCOMP=0 to
-# leave it out, e.g. to tell a seccomp denial from an application bug). For now only for
-# containers with noNewPrivileges: the runtime installs the filter after dropping
-# capabilities, and without no_new_privs seccomp(2) then fails with EACCES (runc installs
-# it before the drop); PYCONTAINERS_SECCOMP=1 applies it to every container.
-SECCOMP_BY_DEFAULT = True
+# The containers-common default profile, as Podman applies it, to every container
+# (PYCONTAINERS_SECCOMP=0 leaves it out, e.g. to tell a seccomp denial from an
+# application bug).
 # overlayfs refuses mount data longer than a page.
 MAX_MOUNT_DATA = 4095
 
@@ -454,12 +451,9 @@ def ensure_volumes(spec: ContainerSpec, paths: EnginePaths, user: Credentials) -
             raise BundleError(f"bind mount source {m.source} does not exist")
 
 
-def default_seccomp(caps: Sequence[str], no_new_privileges: bool) -> dict[str, Any] | None:
-    """The containers-common profile (see SECCOMP_BY_DEFAULT for when)."""
-    choice = os.environ.get("PYCONTAINERS_SECCOMP", "")
-    if choice == "0" or not SECCOMP_BY_DEFAULT:
-        return None
-    if choice != "1" and not no_new_privileges:
+def default_seccomp(caps: Sequence[str]) -> dict[str, Any] | None:
+    """The containers-common profile, unless PYCONTAINERS_SECCOMP=0."""
+    if os.environ.get("PYCONTAINERS_SECCOMP", "") == "0":
         return None
     try:
         from pycontainers.runtime.seccomp import default_profile
@@ -516,7 +510,7 @@ def write_bundle(
             paths=paths,
             user=user,
             env_files=env_files,
-            seccomp=default_seccomp(caps, spec.no_new_privileges),
+            seccomp=default_seccomp(caps),
             etc_files=_etc_files(final, tmp, hostname, spec.network),
         )
         write_atomic(tmp / "config.json", json.dumps(config, indent=1).encode())

@@ -113,9 +113,9 @@ def exec_in(root: str, container_id: str, a: Args) -> int:
                     if console is not None:
                         os.setsid()
                         console.attach(process, mount_console=False)
-                    program, env = init.prepare_process(cfg, process)
+                    program, env, rest = init.prepare_process(cfg, process, compiled)
                     child.close()
-                    init.exec_process(process, program, env, compiled, keep)
+                    init.exec_process(process, program, env, rest, keep)
                 except BaseException as exc:
                     child.send_error(container._describe(exc))
                 finally:

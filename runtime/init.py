@@ -158,8 +158,11 @@ def check_cwd_inside(cwd: str) -> None:
         )
 
 
-def prepare_process(cfg: Config, process: Process) -> tuple[str, list[str]]:
-    """cwd, rlimits, oom score, credentials; returns the resolved program and env."""
+def prepare_process(
+    cfg: Config, process: Process, compiled: object | None
+) -> tuple[str, list[str], object | None]:
+    """cwd, rlimits, oom score, credentials; returns the resolved program, its env and
+    the seccomp filter still to be loaded at execve (None once it is in)."""
     try:
         os.makedirs(process.cwd, 0o755, exist_ok=True)
         os.chdir(process.cwd)
@@ -176,10 +179,16 @@ def prepare_process(cfg: Config, process: Process) -> tuple[str, list[str]]:
     masks = None
     if process.capabilities is not None:
         masks = capabilities.to_masks(process.capabilities)
+    if compiled is not None and not process.no_new_privileges:
+        # Without no_new_privs, seccomp(2) needs CAP_SYS_ADMIN, which the drop below may
+        # take away: install the filter now, as runc does. The profile must then allow
+        # what follows (setresuid, capset, execve), also as with runc.
+        load_seccomp(compiled)
+        compiled = None
     capabilities.switch_credentials(process.user, masks)
     if process.no_new_privileges:
         libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
-    return program, env
+    return program, env, compiled
 
 
 class SeccompSetupError(OciRuntimeError):
@@ -294,7 +303,7 @@ def run(
     rootfs.finish(cfg)
     if console is not None:
         console.attach(process)
-    program, env = prepare_process(cfg, process)
+    program, env, compiled = prepare_process(cfg, process, compiled)
     if listen_fds:
         env = [*env, f"LISTEN_FDS={listen_fds}", "LISTEN_PID=1"]
     ch.send("ready")

@@ -21,6 +21,7 @@ from pycontainers.reconciler.bundle import (
     BundleError,
     Credentials,
     RootfsPlan,
+    default_seccomp,
     render_config,
     resolve_user,
 )
@@ -152,3 +153,12 @@ def test_retry_backoff_doubles_to_a_cap_and_a_new_spec_retries_at_once() -> None
     assert book.due("web", "h2", 105.0)
     book.succeeded("web")
     assert book.due("web", "h1", 100.0)
+
+
+def test_default_seccomp_profile_for_every_container(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As Podman, whatever noNewPrivileges says (the runtime loads the filter before it
+    drops capabilities when no_new_privs is off); PYCONTAINERS_SECCOMP=0 leaves it out."""
+    profile = default_seccomp(sorted(DEFAULT_CAPABILITIES))
+    assert profile is not None and profile["defaultAction"] == "SCMP_ACT_ERRNO"
+    monkeypatch.setenv("PYCONTAINERS_SECCOMP", "0")
+    assert default_seccomp(sorted(DEFAULT_CAPABILITIES)) is None

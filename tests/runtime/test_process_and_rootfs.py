@@ -240,3 +240,23 @@ def test_default_spec_profile_runs_a_container(ours: Runtime, make_bundle: Bundl
     done = ours.run(bundle)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "Seccomp:\t2\n/bin/busybox\n"  # filter mode, and a program runs
+
+
+def test_seccomp_without_no_new_privileges_like_runc(
+    ours: Runtime, runc: Runtime, make_bundle: BundleFactory
+) -> None:
+    """Without no_new_privs, seccomp(2) needs CAP_SYS_ADMIN: the filter goes in before the
+    capabilities are dropped (as runc does), or every ordinary container would fail."""
+    from pycontainers.runtime import specgen
+
+    profile = specgen.default_spec()["linux"]["seccomp"]  # type: ignore[index]
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["seccomp"] = profile
+        cfg["process"]["noNewPrivileges"] = False
+        cfg["process"]["user"] = {"uid": 65534, "gid": 65534}
+
+    script = "grep -E '^(Seccomp|NoNewPrivs|Uid|CapEff):' /proc/self/status"
+    out = _both(ours, runc, make_bundle, script, edit)
+    assert "Seccomp:\t2\n" in out
+    assert "NoNewPrivs:\t0\n" in out
