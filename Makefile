@@ -7,7 +7,7 @@ PY    := $(VENV)/bin/python
 # Debian's own interpreter: readable by the unprivileged test user (pyenv's lives in /root).
 BASE_PYTHON ?= /usr/bin/python3
 
-APT_PACKAGES := python3-venv python3-dev git curl dbus iproute2 openssl \
+APT_PACKAGES := python3-venv python3-dev git curl dbus dbus-user-session libpam-systemd iproute2 openssl \
 	systemd-container docker-registry apache2-utils skopeo umoci busybox-static \
 	runc crun uidmap passt zstd libseccomp2 util-linux
 
@@ -22,7 +22,7 @@ apt:
 		echo "installing Debian packages: $$missing"; \
 		[ "$$(id -u)" = 0 ] || { echo "run as root to install: $$missing" >&2; exit 1; }; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
+		apt-get update -q && apt-get install -y -q $$missing; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
