@@ -11,13 +11,14 @@ appear under their final names.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from pycontainers.distribution.digest import Digest
 from pycontainers.distribution.errors import BlobNotFound, ImageNotKnown, TransportError
 from pycontainers.distribution.manifest import Descriptor, detect_media_type
 from pycontainers.distribution.registry import RawManifest, RegistryClient
+from pycontainers.distribution.sigstore import Signature, read_dir_signatures, to_dir_blob
 from pycontainers.distribution.store import BlobWriter, write_file_atomic
 from pycontainers.distribution.transports import DirName, ImageSource, ProgressFn
 
@@ -60,6 +61,12 @@ class DirSource:
     ) -> None:
         raise BlobNotFound(f"{self.name}: blob {desc.digest} missing")
 
+    async def get_signatures(self, manifest_digest: Digest) -> list[Signature]:
+        """The ``signature-N`` files; ones that do not parse are not carried over."""
+        if Digest.of_bytes((self.root / "manifest.json").read_bytes()) != manifest_digest:
+            return []
+        return [s for s in read_dir_signatures(self.root) if isinstance(s, Signature)]
+
     async def aclose(self) -> None:
         return None
 
@@ -98,6 +105,20 @@ class DirDestination:
     ) -> None:
         path = _manifest_path(self.root, None if top_level else manifest.digest)
         write_file_atomic(path, manifest.raw)
+
+    async def put_signatures(self, manifest_digest: Digest, sigs: Sequence[Signature]) -> None:
+        """``signature-1`` .. ``signature-N`` in containers/image's on-disk sigstore form.
+
+        Numbering must have no gaps (readers stop at the first missing number), and
+        files left from an earlier copy past N are removed so they are not taken as
+        signatures of this manifest.
+        """
+        for n, sig in enumerate(sigs, start=1):
+            write_file_atomic(self.root / f"signature-{n}", to_dir_blob(sig))
+        n = len(sigs) + 1
+        while (stale := self.root / f"signature-{n}").exists():
+            stale.unlink()
+            n += 1
 
     async def aclose(self) -> None:
         return None

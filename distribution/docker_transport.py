@@ -8,7 +8,7 @@ registries) and the auth files to build a ``RegistryClient`` for one reference.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ from pycontainers.distribution.registry import (
     RegistryClient,
     RetryPolicy,
 )
+from pycontainers.distribution.signing import attach_signatures
+from pycontainers.distribution.sigstore import Signature
 from pycontainers.distribution.store import BlobWriter
 from pycontainers.distribution.transports import DockerName, ImageSource, ProgressFn
 
@@ -104,6 +106,13 @@ class DockerSource:
             what=f"{self.ref}: blob {desc.digest}",
         )
 
+    async def get_signatures(self, manifest_digest: Digest) -> list[Signature]:
+        """The ``.sig`` attachment's (and referrers') signatures; malformed ones are dropped."""
+        from pycontainers.distribution.trust import registry_signatures
+
+        found = await registry_signatures(self._client, self.ref.repository, manifest_digest)
+        return [s for s in found if isinstance(s, Signature)]
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
@@ -155,6 +164,10 @@ class DockerDestination:
         await self.client.put_manifest(
             self.ref.repository, reference, manifest.raw, manifest.media_type
         )
+
+    async def put_signatures(self, manifest_digest: Digest, sigs: Sequence[Signature]) -> None:
+        """Push ``sigs`` as layers of the ``sha256-<hex>.sig`` attachment (merged)."""
+        await attach_signatures(self.client, self.ref.repository, manifest_digest, sigs)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -21,9 +21,12 @@ bytes of the top-level manifest (an index for a multi-arch image, as cosign sign
 containers/image verifies), its digest, and the source's ``RegistryClient`` to fetch
 ``.sig`` tags or referrers with. It returns (any value) to accept and raises a
 ``DistributionError`` (normally a ``TrustError`` subclass) to reject; the copy then stops
-before any config or layer blob is fetched. Copies from local sources (``oci:``, ``dir:``,
-the store) are not checked: those bytes are already on this host. The default,
-``ACCEPT_ANYTHING``, accepts everything (containers-policy's ``insecureAcceptAnything``).
+before any config or layer blob is fetched. Local sources (``oci:``, ``dir:``, the store)
+are judged too, as containers/image judges them, when the check also implements
+``LocalTrustCheck.check_local(name, manifest, manifest_digest)`` (``PolicyTrustCheck``
+does): a policy whose default is ``reject`` refuses an ``oci:`` directory it has no
+scope for. The default, ``ACCEPT_ANYTHING``, accepts everything (containers-policy's
+``insecureAcceptAnything``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pycontainers.distribution.digest import Digest
 from pycontainers.distribution.errors import ManifestError, TransportError
@@ -53,6 +56,9 @@ from pycontainers.distribution.transports import (
     ImageDestination,
     ImageSource,
     ProgressFn,
+    SignatureDestination,
+    SignatureSource,
+    TransportName,
 )
 
 
@@ -64,11 +70,25 @@ class TrustCheck(Protocol):
     ) -> object: ...
 
 
+@runtime_checkable
+class LocalTrustCheck(Protocol):
+    """A trust check that also judges local sources (``oci:``, ``dir:``, the store)."""
+
+    async def check_local(
+        self, name: TransportName, manifest: bytes, manifest_digest: Digest
+    ) -> object: ...
+
+
 class AcceptAnything:
     """The default trust check: every image is accepted."""
 
     async def check(
         self, ref: ImageRef, manifest: bytes, manifest_digest: Digest, client: RegistryClient
+    ) -> object:
+        return None
+
+    async def check_local(
+        self, name: TransportName, manifest: bytes, manifest_digest: Digest
     ) -> object:
         return None
 
@@ -109,6 +129,8 @@ async def copy_image(
     top = await src.get_manifest()
     if isinstance(src.name, DockerName) and src.client is not None:
         await options.trust.check(src.name.ref, top.raw, top.digest, src.client)
+    elif isinstance(options.trust, LocalTrustCheck):
+        await options.trust.check_local(src.name, top.raw, top.digest)
     parsed = parse_manifest(top.raw, top.media_type, what=label)
     result = CopyResult(manifest=parsed.descriptor(), source_digest=top.digest)
     if isinstance(parsed, ImageIndex) and not options.all_platforms:
@@ -128,8 +150,23 @@ async def copy_image(
     else:
         await _copy_blobs(src, dst, parsed, options, progress, result, label)
         await dst.put_manifest(top, top_level=True)
+    if result.manifest.digest == top.digest:
+        await _copy_signatures(src, dst, top.digest)
     progress.finish()
     return result
+
+
+async def _copy_signatures(src: ImageSource, dst: ImageDestination, digest: Digest) -> None:
+    """Carry the source's signatures of the top-level manifest over, as skopeo copy does.
+
+    Only when the destination's top-level manifest is byte-for-byte the source's (a
+    platform picked out of an index is a different manifest the signatures do not sign).
+    """
+    if not (isinstance(src, SignatureSource) and isinstance(dst, SignatureDestination)):
+        return
+    sigs = await src.get_signatures(digest)
+    if sigs:
+        await dst.put_signatures(digest, sigs)
 
 
 def _image_manifest(raw: RawManifest, declared: str, what: str) -> ImageManifest:

@@ -13,6 +13,7 @@ repository (cosign's choice). ``identity`` overrides both, like skopeo's
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -98,16 +99,33 @@ async def sign_image(
     sig = Signature(SIMPLE_SIGNING_MEDIA_TYPE, payload, {SIGNATURE_ANNOTATION: sign(key, payload)})
     tag = signature_tag(served.digest)
     where = f"{client.host}/{repo}:{tag}"
+    added, digest = await attach_signatures(client, repo, served.digest, [sig])
+    return SignResult(served.digest, docker_reference, where, digest, bool(added))
+
+
+async def attach_signatures(
+    client: PushClient, repo: str, manifest_digest: Digest, sigs: Sequence[Signature]
+) -> tuple[int, Digest]:
+    """Add ``sigs`` to the ``.sig`` attachment of ``manifest_digest``; (how many new, digest).
+
+    Signatures already attached (same payload, type and annotations) are not added twice,
+    so copying an image with its signatures again changes nothing.
+    """
+    tag = signature_tag(manifest_digest)
+    where = f"{client.host}/{repo}:{tag}"
     layers = await _existing_layers(client, repo, tag, where)
-    added = not any(layer_matches(layer, sig) for layer in layers)
-    if added:
-        await client.push_blob_bytes(repo, payload, SIMPLE_SIGNING_MEDIA_TYPE)
+    added = 0
+    for sig in sigs:
+        if any(layer_matches(layer, sig) for layer in layers):
+            continue
+        await client.push_blob_bytes(repo, sig.payload, sig.mime_type)
         layers.append(layer_descriptor(sig))
+        added += 1
     config = attachment_config([Digest.parse(layer["digest"]) for layer in layers])
     await client.push_blob_bytes(repo, config, OCI_CONFIG_MEDIA_TYPE)
     manifest = attachment_manifest(config, layers)
     digest = await client.put_manifest(repo, tag, manifest, OCI_MANIFEST_MEDIA_TYPE)
-    return SignResult(served.digest, docker_reference, where, digest, added)
+    return added, digest
 
 
 async def _existing_layers(

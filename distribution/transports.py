@@ -16,16 +16,19 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pycontainers.distribution.errors import ReferenceError
 from pycontainers.distribution.reference import ImageRef
 from pycontainers.distribution.store import valid_ref_name
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pycontainers.distribution.digest import Digest
     from pycontainers.distribution.manifest import Descriptor
     from pycontainers.distribution.registry import RawManifest, RegistryClient
+    from pycontainers.distribution.sigstore import Signature
     from pycontainers.distribution.store import BlobWriter
 
 
@@ -59,10 +62,15 @@ class DirName:
 
 @dataclass(frozen=True)
 class StoreName:
-    """An image in the local store; ``text`` as the user wrote it (may be a short name)."""
+    """An image in the local store; ``text`` as the user wrote it (may be a short name).
+
+    ``root`` is the store's directory once the name is resolved against a store (the
+    trust policy scopes store images by it).
+    """
 
     text: str
     transport: str = "store"
+    root: Path | None = None
 
     def __str__(self) -> str:
         return self.text
@@ -163,6 +171,22 @@ class ImageDestination(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class SignatureSource(Protocol):
+    """A source that keeps signatures beside its images (``docker://``, ``dir:``)."""
+
+    async def get_signatures(self, manifest_digest: Digest) -> list[Signature]:
+        """The sigstore signatures stored for ``manifest_digest`` (unverified)."""
+        ...
+
+
+@runtime_checkable
+class SignatureDestination(Protocol):
+    """A destination that can keep signatures: a copy carries them over, as skopeo's does."""
+
+    async def put_signatures(self, manifest_digest: Digest, sigs: Sequence[Signature]) -> None: ...
 
 
 class ProgressFn(Protocol):
