@@ -65,7 +65,7 @@ class Endpoints:
         found = self.store_name(name.text)
         if found is None:
             raise ImageNotKnown(f"image {name.text!r} is not in the store at {self.store_root}")
-        return LayoutSource(name, self.store, found)
+        return LayoutSource(StoreName(found, root=self.store_root), self.store, found)
 
     async def destination(self, name: TransportName) -> ImageDestination:
         if isinstance(name, DockerName):

@@ -34,6 +34,7 @@ from pycontainers.distribution.policy_eval import (
     UnverifiedImage,
     Verdict,
     docker_image,
+    docker_namespaces,
     enforce,
     path_image,
     scope_for,
@@ -49,6 +50,7 @@ from pycontainers.distribution.sigstore import (
     read_dir_signatures,
     signature_tag,
 )
+from pycontainers.distribution.transports import DirName, OciName, StoreName, TransportName
 
 # cosign's artifactType for signatures stored as OCI 1.1 referrers.
 COSIGN_SIGNATURE_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"
@@ -214,3 +216,50 @@ class PolicyTrustCheck:
             sigs = await registry_signatures(client, repo, manifest_digest)
         prefetched = sigs
         return enforce(self.policy, docker_image(ref, manifest, lambda: prefetched))
+
+    async def check_local(
+        self, name: TransportName, manifest: bytes, manifest_digest: Digest
+    ) -> Verdict:
+        """Raise ``ImageRejected`` unless ``policy`` accepts a local source's image.
+
+        Scopes as containers/image forms them: ``oci`` and ``dir`` by the resolved
+        directory and its parents; the store (``containers-storage``) as
+        ``[ROOT]REFERENCE``, then ``[ROOT]REPOSITORY`` and its parents, then ``[ROOT]``.
+        """
+        return enforce(self.policy, local_image(name, manifest))
+
+
+def local_image(name: TransportName, manifest: bytes) -> UnverifiedImage:
+    """A local copy source as the policy sees it (``docker://`` has ``docker_image``)."""
+    if isinstance(name, DirName):
+        path = name.path
+        return path_image("dir", path, manifest, lambda: read_dir_signatures(path))
+    if isinstance(name, OciName):
+        # An OCI layout keeps no signatures; the image name inside the layout is not part
+        # of the identity (containers/image: "$dir:$name" and "$dir:" may be one image).
+        return path_image("oci", name.path, manifest, list)
+    if isinstance(name, StoreName):
+        return store_image(name.root, ImageRef.parse(name.text), manifest)
+    raise TransportError(f"{name}: not a local transport")
+
+
+def store_image(root: Path | None, ref: ImageRef, manifest: bytes) -> UnverifiedImage:
+    """An image in the local store, scoped like containers/image's ``containers-storage``.
+
+    The store keeps no signatures, so a ``sigstoreSigned`` scope refuses its images
+    (nothing to verify); copies out of the store are judged by where they came from
+    when they were pulled.
+    """
+    spec = f"[{root.resolve()}]" if root is not None else ""
+    namespaces = [f"{spec}{n}" for n in docker_namespaces(ref) if not n.startswith("*.")]
+    if spec:
+        namespaces.append(spec)
+    return UnverifiedImage(
+        "containers-storage",
+        (f"{spec}{ref}",),
+        tuple(namespaces),
+        ref,
+        manifest,
+        list,
+        f"containers-storage:{spec}{ref}",
+    )
