@@ -71,7 +71,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--authfile", type=Path)
     p.set_defaults(func=_lazy("logout"))
 
-    p = sub.add_parser("prune", help="remove blobs no image in the store uses")
+    p = sub.add_parser(
+        "prune",
+        help="remove blobs no image in the store uses, and unpacked layers nothing uses",
+        description="Remove blobs no image in the store reaches, and layer directories "
+        "(<root>/../layers) that no stored image, no engine bundle "
+        "(<root>/../containers/*/*/config.json) and no mounted overlay uses.",
+    )
     _output_args(p)
     p.set_defaults(func=_lazy("prune"))
 

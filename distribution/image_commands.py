@@ -22,6 +22,7 @@ from typing import Any
 
 from pycontainers.distribution import authfile
 from pycontainers.distribution.authfile import Credentials
+from pycontainers.distribution.digest import Digest
 from pycontainers.distribution.docker_transport import ConnectOptions, open_client
 from pycontainers.distribution.endpoints import Endpoints
 from pycontainers.distribution.errors import DistributionError, ImageNotKnown
@@ -296,7 +297,21 @@ async def _rm(args: argparse.Namespace) -> int:
             status = 1
     if store.exists():
         await asyncio.to_thread(store.prune)
+        await asyncio.to_thread(_prune_layers, Path(args.root))
     return status
+
+
+def _prune_layers(root: Path) -> list[Digest]:
+    """Layer dirs no stored image, engine bundle or mount uses go with their images."""
+    from pycontainers.distribution.layerstore import (
+        LayerStore,
+        default_containers_dir,
+        default_layers_dir,
+        prune_layers,
+    )
+
+    layers = LayerStore(default_layers_dir(root))
+    return prune_layers(ContentStore(root), layers, default_containers_dir(root))
 
 
 async def _copy(args: argparse.Namespace) -> int:
@@ -377,10 +392,14 @@ async def _prune(args: argparse.Namespace) -> int:
         report = await asyncio.to_thread(store.prune)
         report_removed = [str(d) for d in report.removed]
         freed = report.freed_bytes
+    layers = [str(d) for d in await asyncio.to_thread(_prune_layers, Path(args.root))]
     if args.format == "json":
-        _print_json({"removed": report_removed, "freedBytes": freed})
+        _print_json({"removed": report_removed, "freedBytes": freed, "removedLayers": layers})
     elif not args.quiet:
-        print(f"removed {len(report_removed)} blobs, freed {human_size(freed)}")
+        print(
+            f"removed {len(report_removed)} blobs, freed {human_size(freed)}; "
+            f"removed {len(layers)} unpacked layers"
+        )
     return 0
 
 

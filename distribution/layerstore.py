@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import json
 import os
 import secrets
 import shutil
@@ -161,40 +162,50 @@ class LayerStore:
         return self.path(diff_id).is_dir()
 
     def ensure(self, src: Readable, media_type: str, diff_id: Digest, *, what: str = "") -> Path:
-        """The layer's directory, unpacking ``src`` first if it is not there yet."""
+        """The layer's directory, unpacking ``src`` first if it is not there yet.
+
+        Even the fast path (the layer exists) takes the store's shared lock, so it never
+        hands out a directory that ``prune`` (exclusive) is renaming away.
+        """
         final = self.path(diff_id)
-        if final.is_dir():
-            return final
         self.dir.mkdir(parents=True, exist_ok=True)
-        try:
-            with self._lock(exclusive=False), staged_dir(final) as (_, fd):
-                unpack_stream(
-                    fd,
-                    src,
-                    media_type,
-                    diff_id,
-                    self.options,
-                    limits=self.limits,
-                    what=what or f"layer {diff_id}",
-                )
-        except FileExistsError:
-            if not final.is_dir():
-                raise
+        with self._lock(exclusive=False):
+            if final.is_dir():
+                return final
+            try:
+                with staged_dir(final) as (_, fd):
+                    unpack_stream(
+                        fd,
+                        src,
+                        media_type,
+                        diff_id,
+                        self.options,
+                        limits=self.limits,
+                        what=what or f"layer {diff_id}",
+                    )
+            except FileExistsError:
+                if not final.is_dir():
+                    raise
         return final
 
     def ensure_image(self, store: ContentStore, image: Image) -> list[Path]:
-        """Every layer of ``image`` unpacked; the list runs from the bottom layer up."""
+        """Every layer of ``image`` unpacked; the list runs from the bottom layer up.
+
+        The shared lock is held across the whole image, so ``prune`` cannot remove a
+        lower layer while an upper one is still being unpacked.
+        """
         out = []
-        for desc, diff_id in zip(image.manifest.layers, image.config.diff_ids, strict=True):
-            if not self.has(diff_id):
-                with store.open_blob(desc.digest) as blob:
-                    self.ensure(
-                        blob,
-                        desc.media_type,
-                        diff_id,
-                        what=f"image {image.name}: layer {desc.digest}",
-                    )
-            out.append(self.path(diff_id))
+        with self._lock(exclusive=False):
+            for desc, diff_id in zip(image.manifest.layers, image.config.diff_ids, strict=True):
+                if not self.has(diff_id):
+                    with store.open_blob(desc.digest) as blob:
+                        self.ensure(
+                            blob,
+                            desc.media_type,
+                            diff_id,
+                            what=f"image {image.name}: layer {desc.digest}",
+                        )
+                out.append(self.path(diff_id))
         return out
 
     def remove_stale(self) -> int:
@@ -232,14 +243,16 @@ class LayerStore:
                     out.append(Digest.parse(f"sha256:{entry.name}"))
         return sorted(out)
 
-    def prune(self, keep: Iterable[Digest]) -> list[Digest]:
-        """Remove every layer not in ``keep`` that no mounted overlay uses; returns them.
+    def prune(self, keep: Iterable[Digest], *, in_use: Iterable[Path] = ()) -> list[Digest]:
+        """Remove every layer not in ``keep`` or ``in_use`` that no mount uses; returns them.
 
+        "Mounted" means a lowerdir of an overlay in any mount namespace on the host
+        (containers mount their rootfs in their own namespace, invisible in ours).
         A layer is first renamed to a ``.tmp-`` name, so it stops being a complete layer
         at once, then deleted. The exclusive store lock keeps ``ensure`` from handing out
         a layer while it goes.
         """
-        wanted = {d.hex for d in keep}
+        wanted = {d.hex for d in keep} | {Path(p).name for p in in_use}
         removed = []
         with self._lock(exclusive=True):
             mounted = _mountinfo()
@@ -262,16 +275,80 @@ class LayerStore:
 
 
 def _mountinfo() -> str:
-    """Mount options of every mount, each followed by a delimiter, for substring checks.
+    """Mount options of every mount in every mount namespace, each line ending in ``,``.
 
-    overlayfs shows ``lowerdir=A:B:C,upperdir=...`` among its options; a layer path
-    followed by ``:`` or ``,`` there is in use.
+    overlayfs shows ``lowerdir=A:B:C,upperdir=...`` (or ``lowerdir+=A``, one per layer,
+    when mounted through fsconfig) among its options; a layer path followed by ``:`` or
+    ``,`` there is in use. Each namespace is read once, through the first process in it.
     """
-    try:
-        text = Path("/proc/self/mountinfo").read_text()
-    except OSError:
-        return ""
-    return "\n".join(line + "," for line in text.splitlines())
+    seen: set[str] = set()
+    texts = []
+    for proc in _proc_entries():
+        try:
+            ns = os.readlink(f"/proc/{proc}/ns/mnt")
+            if ns in seen:
+                continue
+            text = Path(f"/proc/{proc}/mountinfo").read_text()
+        except OSError:
+            continue  # gone, or not ours to read
+        seen.add(ns)
+        texts.append(text)
+    return "\n".join(line + "," for text in texts for line in text.splitlines())
+
+
+def _proc_entries() -> list[str]:
+    names = [n for n in os.listdir("/proc") if n.isdigit()]
+    return ["self", *names]
+
+
+# The engine's bundle annotation naming the rootfs overlay (reconciler/bundle.py); the
+# layer store reads it so a container that is not running keeps its layers too.
+OVERLAY_ANNOTATION = "org.pycontainers.rootfs.overlay"
+
+
+def default_containers_dir(storage_root: Path | str) -> Path:
+    """``<storage root>/../containers``: where the engine keeps bundles (reconciler/layout)."""
+    return Path(storage_root).absolute().parent / "containers"
+
+
+def bundle_layer_dirs(containers_dir: Path) -> set[Path]:
+    """Every lower layer directory named by a bundle (``containers/NAME/ID/config.json``).
+
+    A bundle that cannot be read keeps nothing: it is not a bundle the engine can run.
+    """
+    out: set[Path] = set()
+    if not containers_dir.is_dir():
+        return out
+    for config in containers_dir.glob("*/*/config.json"):
+        try:
+            doc = json.loads(config.read_bytes())
+            data = doc["annotations"][OVERLAY_ANNOTATION]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not isinstance(data, str):
+            continue
+        for option in data.split(","):
+            key, _, value = option.partition("=")
+            if key in ("lowerdir", "lowerdir+"):
+                out.update(Path(p) for p in value.split(":") if p)
+    return out
+
+
+def prune_layers(
+    store: ContentStore, layers: LayerStore, containers_dir: Path | None = None
+) -> list[Digest]:
+    """Remove layer dirs no stored image, no engine bundle and no mount uses.
+
+    The content store's gc lock (exclusive) waits out pulls in progress, whose layers
+    may already be unpacked but whose image is not named yet.
+    """
+    if not layers.dir.is_dir():
+        return []
+    bundles = bundle_layer_dirs(containers_dir) if containers_dir is not None else set()
+    if not store.exists():
+        return layers.prune((), in_use=bundles)
+    with store.gc_lock(exclusive=True):
+        return layers.prune(referenced_diff_ids(store), in_use=bundles)
 
 
 def referenced_diff_ids(store: ContentStore) -> set[Digest]:
