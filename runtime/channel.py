@@ -18,6 +18,13 @@ class ChannelClosed(OciRuntimeError):
     pass
 
 
+def report_on_stderr(message: str) -> None:
+    try:  # noqa: SIM105 (contextlib costs import time)
+        os.write(2, f"pycontainers-runtime: {message}\n".encode(errors="replace"))
+    except OSError:
+        pass
+
+
 class Channel:
     __slots__ = ("_buf", "_r", "_w", "state")
 
@@ -38,7 +45,15 @@ class Channel:
         os.write(self._w, f"{kind} {payload}\n".encode())
 
     def send_error(self, message: str) -> None:
-        self.send("error", json.dumps(message))
+        """Report a failure up the channel; once nobody can read it (closed here, or the
+        runtime is gone), on this process's stderr, so the message is never lost."""
+        if self._w >= 0:
+            try:
+                self.send("error", json.dumps(message))
+                return
+            except OSError:
+                pass
+        report_on_stderr(message)
 
     def recv(self) -> tuple[str, str] | None:
         while b"\n" not in self._buf:

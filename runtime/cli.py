@@ -45,7 +45,7 @@ global options:
                        rootless: $XDG_RUNTIME_DIR/pycontainers-runtime)
   --log FILE           log file
   --log-format FORMAT  text or json
-  --debug              debug logging
+  --debug              log each step (to --log, else stderr)
   --systemd-cgroup     accepted for runc compatibility
   -h, --help           show this help
   -v, --version        show the version
@@ -425,6 +425,12 @@ def _main(args: list[str]) -> int:
         verb = COMMANDS.get(rest[0])
         if verb is None:
             raise UsageError(f"unknown command {rest[0]!r}")
+        if g.debug:
+            from pycontainers.runtime import debuglog
+            from pycontainers.runtime.errors import TRACE
+
+            debuglog.enable(g.log, g.log_format == "json")
+            TRACE[0](f"{rest[0]}: {' '.join(rest[1:])} (root {g.root or 'default'})")
         if rest[0] in _ATTACHING and os.geteuid() == 0:
             from pycontainers.runtime import cgroup_prewarm
 

@@ -17,12 +17,14 @@ from pycontainers.runtime import config as configmod
 from pycontainers.runtime import jsonfast as json
 from pycontainers.runtime.channel import Channel
 from pycontainers.runtime.errors import (
+    TRACE,
     ConfigError,
     ContainerExists,
     IncorrectStatus,
     OciRuntimeError,
     StateError,
     SyscallError,
+    describe,
 )
 from pycontainers.runtime.state import ContainerState, ContainerStatus
 
@@ -302,24 +304,15 @@ def _child_main(
                     rootless,
                 )
             except BaseException as exc:
-                ch.send_error(_describe(exc))
+                ch.send_error(describe(exc))
             finally:
                 os._exit(code)
         ch.send("pid", str(pid))
         code = 0
     except BaseException as exc:
-        ch.send_error(_describe(exc))
+        ch.send_error(describe(exc))
     finally:
         os._exit(code)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OciRuntimeError):
-        return str(exc)
-    if isinstance(exc, OSError):
-        where = f" `{exc.filename}`" if exc.filename else ""
-        return f"{type(exc).__name__.lower()}{where}: {(exc.strerror or str(exc)).lower()}"
-    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def _kill_and_reap(pid: int) -> None:
@@ -395,6 +388,17 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
             "config": cfg.raw,
             "cgroup_paths": manager.paths() if manager is not None else {},
         }
+        # What a create killed from here on leaves must be deletable: the cgroups'
+        # places, and "creating" until the full state replaces it.
+        ContainerState(
+            root, container_id, {"id": container_id, "creating": True,
+                                 "cgroup_paths": st.data["cgroup_paths"]}
+        ).save()  # fmt: skip
+        if TRACE:
+            TRACE[0](
+                f"create {container_id}: config {cfg.bundle}/config.json,"
+                f" cgroups {st.data['cgroup_paths']}"
+            )
         if opts.subreaper:
             from pycontainers.runtime import libc
 
@@ -415,16 +419,22 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
         child.close()
         try:
             init_pid = _setup_dialogue(parent, middle, cfg, st, None if child_moves else manager)
+            if "_PYCONTAINERS_RUNTIME_DIE_BEFORE_COMMIT" in os.environ:
+                os.kill(os.getpid(), 9)  # tests: a create killed between ready and commit
+            st.data["pid"] = init_pid
+            st.data["pid_start"] = state.process_start_time(init_pid)
+            if opts.pid_file:
+                st.data["pid_file"] = os.path.abspath(opts.pid_file)
+            st.save()
+            if opts.pid_file:
+                _write_pid_file(opts.pid_file, init_pid)
+            # the init waits for this before it blocks on the fifo (see init.run)
+            parent.send("commit")
+            if TRACE:
+                TRACE[0](f"create {container_id}: state saved, init pid {init_pid} waits for start")
         finally:
             parent.close()
             _reap(middle)
-        st.data["pid"] = init_pid
-        st.data["pid_start"] = state.process_start_time(init_pid)
-        if opts.pid_file:
-            st.data["pid_file"] = os.path.abspath(opts.pid_file)
-        st.save()
-        if opts.pid_file:
-            _write_pid_file(opts.pid_file, init_pid)
     except BaseException:
         if init_pid:
             _kill_and_reap(init_pid)
@@ -458,10 +468,14 @@ def _setup_dialogue(
                 _kill_and_reap(init_pid)
             raise OciRuntimeError(json.loads(payload))
         if kind == "userns":
+            if TRACE:
+                TRACE[0](f"create {st.id}: writing the id maps of {middle}")
             _write_id_maps(middle, cfg)
             ch.send("go")
         elif kind == "pid":
             init_pid = int(payload)
+            if TRACE:
+                TRACE[0](f"create {st.id}: init pid {init_pid}")
             st.data["pid"] = init_pid
             st.data["pid_start"] = state.process_start_time(init_pid)
             if manager is not None:
@@ -483,6 +497,8 @@ def _setup_dialogue(
                 hooks.run_hooks("createRuntime", cfg.hooks.get("createRuntime", []), doc)
                 ch.send("go", json.dumps(dict(doc, status=ContainerStatus.CREATED.value)))
             elif kind == "ready":
+                if TRACE:
+                    TRACE[0](f"create {st.id}: init ready")
                 return init_pid
 
 
@@ -535,8 +551,9 @@ def _remove_state(st: ContainerState, manager: CgroupManager | None) -> None:
         pass
 
 
-def start(root: str, container_id: str) -> ContainerState:
-    """Release the init from exec.fifo; then poststart hooks and the systemd notification."""
+def start(root: str, container_id: str, notify: bool = True) -> ContainerState:
+    """Release the init from exec.fifo; then poststart hooks and (with ``notify``) the
+    systemd notification that makes the init the unit's main process."""
     st = state.load(root, container_id)
     status = st.status()
     if not status.can_start():
@@ -574,6 +591,8 @@ def start(root: str, container_id: str) -> ContainerState:
     if received[1:2] == b"E":
         # the init failed between the wake-up and execve (startContainer hook, exec)
         raise OciRuntimeError(received[2:].decode(errors="replace"))
+    if TRACE:
+        TRACE[0](f"start {container_id}: init {st.pid} exec'd the program")
     poststart = _hooks_of(st, "poststart")
     if poststart:
         from pycontainers.runtime import hooks
@@ -583,9 +602,11 @@ def start(root: str, container_id: str) -> ContainerState:
         except OciRuntimeError as exc:
             # runtime-spec: a failing poststart hook is logged, the container keeps running
             warn(f"{exc}")
-    from pycontainers.runtime import notify
+    if notify:
+        from pycontainers.runtime import notify as sd_notify
 
-    notify.notify_started(st.pid)
+        if sd_notify.notify_started(st.pid) and TRACE:
+            TRACE[0](f"start {container_id}: systemd told MAINPID={st.pid} READY=1")
     return st
 
 
@@ -691,14 +712,18 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
 
 def run(root: str, container_id: str, bundle: str, opts: CreateOptions, detach: bool) -> int:
     """create + start; in the foreground, also wait (forwarding signals) and delete."""
+    under_systemd = bool(os.environ.get("NOTIFY_SOCKET"))
     if detach:
-        create(root, container_id, bundle, opts)
+        # Under systemd the init stays our child until we exit (we are its subreaper),
+        # so an init that exits during the hand-off is seen by us, not lost (see _hand_off).
+        opts.subreaper = under_systemd
+        st = create(root, container_id, bundle, opts)
         try:
-            start(root, container_id)
-        except BaseException:
-            delete(root, container_id, force=True)
+            start(root, container_id, notify=not under_systemd)
+        except BaseException as exc:
+            _delete_after_failure(root, container_id, exc)
             raise
-        return 0
+        return _hand_off(st) if under_systemd else 0
     # As a subreaper we inherit the init when the intermediate child exits, so we can
     # wait for it and return its status.
     opts.subreaper = True  # set just before the fork: ctypes loads after the cgroup work
@@ -716,13 +741,77 @@ def run(root: str, container_id: str, bundle: str, opts: CreateOptions, detach: 
 
         for sig in FORWARDED_SIGNALS:
             _signal.signal(sig, forward)
-        start(root, container_id)
+        # we stay the unit's main process (its exit status is the container's): READY only
+        start(root, container_id, notify=False)
+        if under_systemd:
+            from pycontainers.runtime import notify
+
+            notify.notify_message("READY=1")
         while True:
             pid, status = os.waitpid(-1, 0)
             if pid == st.pid:
                 break
-        return (
-            os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-        )
+        code = _exit_code(status)
+        if TRACE:
+            TRACE[0](f"run {container_id}: init {st.pid} exited, status {code}")
+        return code
     finally:
         delete(root, container_id, force=True)
+        if TRACE:
+            TRACE[0](f"run {container_id}: deleted")
+
+
+def _exit_code(wait_status: int) -> int:
+    """A shell's convention: the exit status, or 128 + the signal that killed it."""
+    if os.WIFEXITED(wait_status):
+        return os.WEXITSTATUS(wait_status)
+    return 128 + os.WTERMSIG(wait_status)
+
+
+def _exited(pid: int) -> int | None:
+    """The exit code of our child ``pid`` if it has exited, without reaping it."""
+    try:
+        found = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return None  # not ours after all: systemd will see its exit itself
+    if found is None or found.si_pid == 0:
+        return None
+    if found.si_code == os.CLD_EXITED:
+        return found.si_status
+    return 128 + found.si_status
+
+
+def _hand_off(st: ContainerState) -> int:
+    """``run --detach`` in a Type=notify unit: make the init the unit's main process.
+
+    systemd refuses a MAINPID that is gone or a zombie. The init is our child (we are
+    its subreaper), so once it exits it stays a zombie until we exit, and only then is
+    it reparented to systemd, which reaps it. Hence: if it has already exited, we stay
+    the main process (READY only) and exit with its status. Otherwise MAINPID+READY; if
+    it exited meanwhile, systemd either took it as main PID (and gets its status when
+    we are gone) or refused it (and we are still the main process): exiting with its
+    status is right both ways. systemd never sees the init's exit before ours, so it
+    never has to kill us.
+    """
+    from pycontainers.runtime import notify
+
+    code = _exited(st.pid)
+    if code is not None:
+        notify.notify_message("READY=1")
+        _reap(st.pid)
+        if TRACE:
+            TRACE[0](f"run {st.id}: init {st.pid} exited before the hand-off, status {code}")
+        return code
+    notify.notify_started(st.pid)
+    code = _exited(st.pid)
+    if TRACE:
+        TRACE[0](f"run {st.id}: systemd told MAINPID={st.pid} READY=1 (init exited: {code})")
+    return 0 if code is None else code
+
+
+def _delete_after_failure(root: str, container_id: str, failure: BaseException) -> None:
+    """Clean up after a failed start without hiding why it failed."""
+    try:
+        delete(root, container_id, force=True)
+    except OciRuntimeError as exc:
+        warn(f"cleaning up after {failure}: {exc}")

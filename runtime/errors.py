@@ -18,6 +18,14 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+# --debug puts its step logger here (see debuglog); empty otherwise, so a step costs its
+# call sites one truth test: ``if TRACE: TRACE[0](f"...")`` formats nothing when off.
+TRACE: list[Callable[[str], None]] = []
+
 
 class OciRuntimeError(Exception):
     """Base of everything the runtime raises on purpose."""
@@ -69,6 +77,16 @@ class IncorrectStatus(OciRuntimeError):
         self.container_id = container_id
         self.status = status
         super().__init__(f"cannot {verb} container {container_id!r}: it is {status}")
+
+
+def describe(exc: BaseException) -> str:
+    """The one-line message for any failure in a runtime child (sent up to the caller)."""
+    if isinstance(exc, OciRuntimeError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f" `{exc.filename}`" if exc.filename else ""
+        return f"{type(exc).__name__.lower()}{where}: {(exc.strerror or str(exc)).lower()}"
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 class ExecError(OciRuntimeError):

@@ -12,7 +12,13 @@ from pycontainers.runtime import cgroup_prewarm, libc, state
 from pycontainers.runtime import config as configmod
 from pycontainers.runtime import jsonfast as json
 from pycontainers.runtime.channel import Channel
-from pycontainers.runtime.errors import ConfigError, IncorrectStatus, OciRuntimeError
+from pycontainers.runtime.errors import (
+    TRACE,
+    ConfigError,
+    IncorrectStatus,
+    OciRuntimeError,
+    describe,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -114,16 +120,16 @@ def exec_in(root: str, container_id: str, a: Args) -> int:
                         os.setsid()
                         console.attach(process, mount_console=False)
                     program, env, rest = init.prepare_process(cfg, process, compiled)
-                    child.close()
+                    # the channel stays open (O_CLOEXEC): a failing execve still reports
                     init.exec_process(process, program, env, rest, keep)
                 except BaseException as exc:
-                    child.send_error(container._describe(exc))
+                    child.send_error(describe(exc))
                 finally:
                     os._exit(1)
             child.send("pid", str(pid))
             code = 0
         except BaseException as exc:
-            child.send_error(container._describe(exc))
+            child.send_error(describe(exc))
         finally:
             os._exit(code)
     child.close()
@@ -133,6 +139,8 @@ def exec_in(root: str, container_id: str, a: Args) -> int:
         if msg is None or msg[0] != "pid":
             raise OciRuntimeError(json.loads(msg[1]) if msg else "exec: setup failed")
         pid = int(msg[1])
+        if TRACE:
+            TRACE[0](f"exec {container_id}: process {pid} in the namespaces of {st.pid}")
         # The exec'd program closes the child end (O_CLOEXEC); an error arrives instead.
         late = parent.recv()
         if late is not None and late[0] == "error":
@@ -140,6 +148,8 @@ def exec_in(root: str, container_id: str, a: Args) -> int:
             raise OciRuntimeError(json.loads(late[1]))
     finally:
         parent.close()
+    if TRACE:
+        TRACE[0](f"exec {container_id}: process {pid} exec'd {process.args[0]}")
     if a.get("pid-file"):
         container._write_pid_file(str(a.get("pid-file")), pid)
     if detach:

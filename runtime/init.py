@@ -11,8 +11,15 @@ from __future__ import annotations
 import os
 
 from pycontainers.runtime import capabilities, channel, libc, rootfs
+from pycontainers.runtime.channel import ChannelClosed
 from pycontainers.runtime.config import Config, Process
-from pycontainers.runtime.errors import ExecError, OciRuntimeError, SyscallError
+from pycontainers.runtime.errors import (
+    TRACE,
+    ExecError,
+    OciRuntimeError,
+    SyscallError,
+    describe,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -306,7 +313,17 @@ def run(
     program, env, compiled = prepare_process(cfg, process, compiled)
     if listen_fds:
         env = [*env, f"LISTEN_FDS={listen_fds}", "LISTEN_PID=1"]
+    if TRACE:
+        TRACE[0](f"init: ready to exec {program}")
     ch.send("ready")
+    # Only once the runtime has saved the state may we wait on the fifo: if it dies
+    # before that (EOF here), nobody could ever start or delete this container.
+    try:
+        ch.expect("commit")
+    except ChannelClosed:
+        raise OciRuntimeError(
+            "the runtime exited before it saved the container's state: the init gives up"
+        ) from None
     ch.close()
     # Blocks until `start` opens the fifo for reading (or the container is deleted).
     # The write end stays open until execve closes it (O_CLOEXEC): `start` reads to EOF,
@@ -314,6 +331,8 @@ def run(
     wake = os.open(f"/proc/self/fd/{fifo}", os.O_WRONLY | os.O_CLOEXEC)
     os.write(wake, b"0")
     os.close(fifo)
+    if TRACE:
+        TRACE[0]("init: started")
     try:
         if cfg.hooks.get("startContainer"):
             from pycontainers.runtime import hooks
@@ -321,6 +340,14 @@ def run(
             hooks.run_hooks("startContainer", cfg.hooks["startContainer"], ch.state)
         exec_process(process, program, env, compiled, listen_fds + preserve_fds)
     except BaseException as exc:
-        # The setup channel is closed by now: `start` gets the failure through the fifo.
-        os.write(wake, b"E" + str(exc).encode(errors="replace")[:3000])
-        raise
+        # The setup channel is closed by now: `start` gets the failure through the fifo
+        # (and if it cannot, it goes to our stderr, the container's and the caller's).
+        report_late_failure(wake, describe(exc))
+        os._exit(1)
+
+
+def report_late_failure(wake: int, message: str) -> None:
+    try:
+        os.write(wake, b"E" + message.encode(errors="replace")[:3000])
+    except OSError:
+        channel.report_on_stderr(message)

@@ -17,6 +17,11 @@ BARRIER_TIMEOUT_MS = 5000
 
 def notify_started(main_pid: int, environ: dict[str, str] | None = None) -> bool:
     """Send MAINPID+READY and wait for the barrier; False when NOTIFY_SOCKET is unset."""
+    return notify_message(f"MAINPID={main_pid}\nREADY=1", environ)
+
+
+def notify_message(message: str, environ: dict[str, str] | None = None) -> bool:
+    """Send ``message`` and wait until systemd has processed it (the barrier)."""
     env = os.environ if environ is None else environ
     path = env.get("NOTIFY_SOCKET", "")
     if not path:
@@ -29,7 +34,7 @@ def notify_started(main_pid: int, environ: dict[str, str] | None = None) -> bool
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(address)
-        sock.send(f"MAINPID={main_pid}\nREADY=1".encode())
+        sock.send(message.encode())
         read_end, write_end = os.pipe()
         try:
             fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", write_end))]

@@ -133,7 +133,7 @@ class ContainerState:
         return start is not None and start == self.data.get("pid_start")
 
     def status(self) -> ContainerStatus:
-        if not self.data:
+        if not self.data or self.data.get("creating"):
             return ContainerStatus.CREATING
         if not self.init_alive():
             return ContainerStatus.STOPPED

@@ -51,12 +51,22 @@ def _show(systemd: Sandbox, unit: str, *props: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-def _start_unit(systemd: Sandbox, unit: str, bundle: Path, cid: str) -> None:
+def _start_unit(
+    systemd: Sandbox,
+    unit: str,
+    bundle: Path,
+    cid: str,
+    *props: str,
+    foreground: bool = False,
+    check: bool = True,
+) -> None:
+    detach = [] if foreground else ["--detach"]
     systemd.exec(
         "systemd-run", f"--unit={unit}", "--property=Type=notify",
-        "--property=NotifyAccess=all", "--property=Delegate=yes",
+        "--property=NotifyAccess=all", "--property=Delegate=yes", *props,
         f"--property=ExecStopPost={RUNTIME} --root {STATE} delete --force {cid}",
-        RUNTIME, "--root", STATE, "run", "--detach", "--bundle", str(bundle), cid,
+        RUNTIME, "--root", STATE, "run", *detach, "--bundle", str(bundle), cid,
+        check=check,
     )  # fmt: skip
 
 
@@ -113,5 +123,92 @@ def test_systemd_records_the_containers_exit_status(
             what="unit failed",
         )
         assert (props["Result"], props["ExecMainStatus"]) == ("exit-code", "3")
+    finally:
+        _cleanup(systemd, unit, cid)
+
+
+def _journal(systemd: Sandbox, unit: str) -> str:
+    return systemd.exec("journalctl", "--no-pager", "-o", "cat", "-u", unit, check=False).stdout
+
+
+def _wait_ended(systemd: Sandbox, unit: str) -> dict[str, str]:
+    def ended() -> dict[str, str] | None:
+        props = _show(systemd, unit, "ActiveState", "Result", "ExecMainStatus")
+        return props if props["ActiveState"] in ("failed", "inactive") else None
+
+    return eventually(ended, what=f"{unit} ended")
+
+
+@pytest.mark.parametrize(
+    ("script", "result", "status"),
+    [
+        ("exit 3", "exit-code", "3"),
+        ("true", "success", "0"),
+        ("usleep 1000; exit 4", "exit-code", "4"),
+    ],
+)
+def test_one_shot_container_hands_its_status_to_systemd(
+    systemd: Sandbox,
+    sandbox_workdir: Path,
+    guest_rootfs: Path,
+    script: str,
+    result: str,
+    status: str,
+) -> None:
+    """The init exits while `run --detach` is still handing off (MAINPID, READY, BARRIER):
+    the unit still ends with the container's status, and the runtime is gone by itself
+    before systemd cleans up (no SIGKILL for it)."""
+    cid = f"sd-{uuid.uuid4().hex[:8]}"
+    unit = f"pyc-rt-{cid}.service"
+    bundle = _bundle(sandbox_workdir, guest_rootfs, script)
+    try:
+        _start_unit(systemd, unit, bundle, cid, "--property=KillMode=mixed")
+        props = _wait_ended(systemd, unit)
+        assert (props["Result"], props["ExecMainStatus"]) == (result, status)
+        journal = _journal(systemd, unit)
+        assert "pycontainers-ru) with signal SIGKILL" not in journal, journal
+    finally:
+        _cleanup(systemd, unit, cid)
+
+
+def test_foreground_run_under_systemd_exits_with_the_containers_status(
+    systemd: Sandbox, sandbox_workdir: Path, guest_rootfs: Path
+) -> None:
+    """Foreground `run` stays the unit's main process: READY=1 only, then its own exit
+    status is the container's."""
+    cid = f"sd-{uuid.uuid4().hex[:8]}"
+    unit = f"pyc-rt-{cid}.service"
+    bundle = _bundle(sandbox_workdir, guest_rootfs, "sleep 0.3; exit 5")
+    try:
+        _start_unit(systemd, unit, bundle, cid, foreground=True)
+        props = _wait_ended(systemd, unit)
+        assert (props["Result"], props["ExecMainStatus"]) == ("exit-code", "5")
+    finally:
+        _cleanup(systemd, unit, cid)
+
+
+def test_failed_execve_reaches_the_journal(
+    systemd: Sandbox, sandbox_workdir: Path, guest_rootfs: Path
+) -> None:
+    garbage = guest_rootfs / "bin" / "garbage"
+    garbage.write_bytes(b"\x00\x01 not an executable format\n")
+    garbage.chmod(0o755)
+    cid = f"sd-{uuid.uuid4().hex[:8]}"
+    unit = f"pyc-rt-{cid}.service"
+    bundle = _bundle(sandbox_workdir, guest_rootfs, "")
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["args"] = ["/bin/garbage"]
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    try:
+        _start_unit(systemd, unit, bundle, cid, check=False)
+        props = _wait_ended(systemd, unit)
+        assert (props["Result"], props["ExecMainStatus"]) == ("exit-code", "1")
+        eventually(
+            lambda: (
+                'pycontainers-runtime: exec: "/bin/garbage": exec format error'
+                in _journal(systemd, unit)
+            ),
+            what="the error line in the unit's journal",
+        )
     finally:
         _cleanup(systemd, unit, cid)

@@ -1,0 +1,143 @@
+"""Failures after the setup channel is closed (between `start`'s wake-up and execve, or
+an exec'd process's execve) reach the caller: one error line, a non-zero exit, and the
+--log file in the chosen format; a runtime killed before the state is saved leaves no
+init waiting behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.util import eventually
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .conftest import BundleFactory, Runtime
+
+pytestmark = pytest.mark.root
+
+# ENOEXEC: executable mode bits and a regular file pass the lookup at create time, the
+# kernel refuses it only at execve
+NOT_A_PROGRAM = b"\x00\x01 not an executable format\n" * 4
+
+
+@pytest.fixture
+def garbage_rootfs(private_rootfs: Path) -> Path:
+    prog = private_rootfs / "bin" / "garbage"
+    prog.write_bytes(NOT_A_PROGRAM)
+    prog.chmod(0o755)
+    return private_rootfs
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_exec_reports_a_failed_execve(
+    ours: Runtime, make_bundle: BundleFactory, garbage_rootfs: Path, detach: bool
+) -> None:
+    cid, done = ours.create(make_bundle(["sleep", "60"], rootfs=garbage_rootfs))
+    assert done.returncode == 0, done.stderr
+    ours("start", cid, check=True)
+    done = ours("exec", *(["--detach"] if detach else []), cid, "/bin/garbage")
+    assert done.returncode == 1
+    assert done.stderr == 'pycontainers-runtime: exec: "/bin/garbage": exec format error\n'
+    assert ours.state(cid)["status"] == "running"
+
+
+@pytest.mark.parametrize("verb", [("run",), ("run", "--detach")])
+def test_run_reports_a_failed_execve_in_the_log(
+    ours: Runtime,
+    make_bundle: BundleFactory,
+    garbage_rootfs: Path,
+    tmp_path: Path,
+    verb: tuple[str, ...],
+) -> None:
+    log = tmp_path / "runtime.log"
+    cid = ours.new_id()
+    bundle = make_bundle(["/bin/garbage"], rootfs=garbage_rootfs)
+    done = ours("--log", str(log), "--log-format", "json", *verb, "--bundle", str(bundle), cid)
+    assert done.returncode == 1
+    message = 'exec: "/bin/garbage": exec format error'
+    for text in (done.stderr, log.read_text()):
+        entries = [json.loads(line) for line in text.splitlines()]
+        assert [(e["level"], e["msg"]) for e in entries] == [("error", message)]
+    assert not (ours.root / cid).exists()
+
+
+def test_start_reports_a_program_made_unrunnable_after_create(
+    ours: Runtime, make_bundle: BundleFactory, private_rootfs: Path
+) -> None:
+    prog = private_rootfs / "bin" / "prog"
+    prog.write_bytes(Path("/bin/busybox").read_bytes())
+    prog.chmod(0o755)
+    cid, done = ours.create(make_bundle(["/bin/prog", "true"], rootfs=private_rootfs))
+    assert done.returncode == 0, done.stderr
+    prog.write_bytes(NOT_A_PROGRAM)
+    started = ours("start", cid)
+    assert started.returncode == 1
+    assert started.stderr == 'pycontainers-runtime: exec: "/bin/prog": exec format error\n'
+
+
+def _processes_rooted_at(rootfs: Path) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/root") == str(rootfs):
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def test_init_exits_when_the_runtime_dies_before_saving_the_state(
+    ours: Runtime, make_bundle: BundleFactory, private_rootfs: Path
+) -> None:
+    """The test knob SIGKILLs create between the init's `ready` and the state's commit."""
+    cid = ours.new_id()
+    bundle = make_bundle(["sleep", "60"], rootfs=private_rootfs)
+    env = dict(os.environ, _PYCONTAINERS_RUNTIME_DIE_BEFORE_COMMIT="1")
+    try:
+        # the init's stdio is /dev/null: a pipe would keep a blocked init's output open
+        done = subprocess.run(
+            [*ours.argv, "--root", str(ours.root), "create", "--bundle", str(bundle), cid],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, timeout=30, check=False,
+        )  # fmt: skip
+        assert done.returncode == -signal.SIGKILL
+        eventually(lambda: not _processes_rooted_at(private_rootfs), what="the init exited")
+        # what the dead create left is deletable (and the fixture checks nothing is left)
+        assert ours.state(cid)["status"] == "creating"
+        ours("delete", cid, check=True)
+    finally:
+        for pid in _processes_rooted_at(private_rootfs):
+            os.kill(pid, signal.SIGKILL)
+    assert not (ours.root / cid).exists()
+
+
+def test_debug_logs_the_steps_only_when_asked(
+    ours: Runtime, make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    bundle = make_bundle(["true"])
+    quiet_log = tmp_path / "quiet.log"
+    done = ours("--log", str(quiet_log), "run", "--bundle", str(bundle), ours.new_id())
+    assert (done.returncode, done.stderr) == (0, "")
+    assert not quiet_log.exists() or quiet_log.read_text() == ""
+    log = tmp_path / "debug.log"
+    cid = ours.new_id()
+    done = ours(
+        "--debug", "--log", str(log), "--log-format", "json", "run", "--bundle", str(bundle), cid
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert entries and {e["level"] for e in entries} == {"debug"}
+    text = "\n".join(e["msg"] for e in entries)
+    for step in ("config", "init pid", "ready", "state saved", "exec", "exited", "deleted"):
+        assert step in text, text
+    # without --log, the same lines go to stderr
+    done = ours("--debug", "run", "--bundle", str(bundle), ours.new_id())
+    assert done.returncode == 0
+    assert 'level=debug msg="' in done.stderr and "init pid" in done.stderr
