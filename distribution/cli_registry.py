@@ -25,6 +25,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this part's image subcommands."""
     p = sub.add_parser("pull", help="pull an image from a registry into the store")
     p.add_argument("image", help="image reference (short names use registries.conf)")
+    p.add_argument(
+        "--layers",
+        action="store_true",
+        help="also unpack the layers into the layer store (<root>/../layers), each while "
+        "its blob downloads",
+    )
     _connect_args(p)
     _platform_args(p)
     _output_args(p)

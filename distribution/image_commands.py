@@ -18,7 +18,7 @@ import sys
 import traceback
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pycontainers.distribution import authfile
 from pycontainers.distribution.authfile import Credentials
@@ -46,6 +46,9 @@ from pycontainers.distribution.transports import (
     StoreName,
     parse_transport_name,
 )
+
+if TYPE_CHECKING:
+    from pycontainers.distribution.layerstore import LayerStore
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
@@ -128,8 +131,16 @@ def _print_json(doc: Any) -> None:
 async def _pull(args: argparse.Namespace) -> int:
     progress = progress_for(sys.stderr, quiet=args.quiet or args.format == "json")
     options = CopyOptions(platform=_platform(args), trust=_trust_check(args))
-    result = await pull(args.image, Path(args.root), _connect(args), options, progress)
+    layers = None
+    if getattr(args, "layers", False):
+        from pycontainers.distribution.layerstore import LayerStore, default_layers_dir
+
+        layers = LayerStore(default_layers_dir(args.root))
+    root = Path(args.root)
+    result = await pull(args.image, root, _connect(args), options, progress, unpack_into=layers)
     copy = result.copy
+    if layers is not None:
+        await asyncio.to_thread(_unpack_rest, root, layers, result.name, _platform(args))
     if args.format == "json":
         _print_json(
             {
@@ -150,6 +161,14 @@ async def _pull(args: argparse.Namespace) -> int:
             )
         print(copy.manifest.digest)
     return 0
+
+
+def _unpack_rest(root: Path, layers: LayerStore, name: str, platform: Platform | None) -> None:
+    """Layers whose blobs were already in the store were not streamed: unpack them now."""
+    from pycontainers.distribution.layerstore import resolve_image
+
+    store = ContentStore(root)
+    layers.ensure_image(store, resolve_image(store, name, platform))
 
 
 def _image_size(store: ContentStore, desc: Descriptor) -> int | None:

@@ -50,7 +50,7 @@ from pycontainers.distribution.manifest import (
 from pycontainers.distribution.progress import CopyProgress, QuietProgress
 from pycontainers.distribution.reference import ImageRef
 from pycontainers.distribution.registry import RawManifest, RegistryClient
-from pycontainers.distribution.store import BlobWriter
+from pycontainers.distribution.store import BlobTap, BlobWriter
 from pycontainers.distribution.transports import (
     DockerName,
     ImageDestination,
@@ -96,6 +96,16 @@ class AcceptAnything:
 ACCEPT_ANYTHING: TrustCheck = AcceptAnything()
 
 
+class UnpackSink(Protocol):
+    """Unpacks layers while they download (``pullunpack.UnpackDuringPull``)."""
+
+    def plan(self, manifest: ImageManifest, label: str) -> dict[Digest, tuple[str, Digest]]:
+        """Layer blob digest -> (media type, diff_id) for layers to unpack during the copy."""
+        ...
+
+    def tap(self, media_type: str, diff_id: Digest, what: str) -> BlobTap: ...
+
+
 @dataclass
 class CopyOptions:
     platform: Platform | None = None
@@ -103,6 +113,7 @@ class CopyOptions:
     parallel: int = 3
     trust: TrustCheck = ACCEPT_ANYTHING
     temp_dir: Path | None = None  # registry-to-registry copies stage blobs here
+    unpack: UnpackSink | None = None  # local destinations only: unpack layers as they arrive
 
 
 @dataclass
@@ -189,10 +200,11 @@ async def _copy_blobs(
     blobs = sorted(
         {d.digest: d for d in manifest.blobs() if not d.urls}.values(), key=lambda d: -d.size
     )
+    taps: dict[Digest, tuple[str, Digest]] = {}
 
     async def one(desc: Descriptor) -> None:
         async with limit:
-            how = await _transfer_blob(src, dst, desc, options, progress, label)
+            how = await _transfer_blob(src, dst, desc, options, progress, label, taps)
         if how == "exists":
             result.present.append(desc.digest)
         else:
@@ -200,6 +212,11 @@ async def _copy_blobs(
             result.bytes_fetched += desc.size
         progress.blob_done(desc, how)
 
+    if options.unpack is not None and not manifest.config.urls:
+        # The config first: its diff_ids say what each layer must unpack to.
+        await one(manifest.config)
+        blobs = [d for d in blobs if d.digest != manifest.config.digest]
+        taps = await asyncio.to_thread(options.unpack.plan, manifest, label)
     try:
         async with asyncio.TaskGroup() as group:
             for desc in blobs:
@@ -222,6 +239,7 @@ async def _transfer_blob(
     options: CopyOptions,
     progress: CopyProgress,
     label: str,
+    taps: dict[Digest, tuple[str, Digest]] | None = None,
 ) -> str:
     what = f"{label}: blob {desc.digest}"
     async with dst.claim(desc):
@@ -230,6 +248,9 @@ async def _transfer_blob(
         local = src.local_blob(desc)
         writer = dst.blob_writer(desc, what)
         if writer is not None:
+            if options.unpack is not None and taps and desc.digest in taps:
+                media_type, diff_id = taps[desc.digest]
+                writer.tap = options.unpack.tap(media_type, diff_id, f"{what}: layer")
             advance = progress.blob_started(desc, label)
             with writer:
                 if local is not None:

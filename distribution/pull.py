@@ -8,8 +8,9 @@ any blob is fetched (see ``imagecopy`` for the ``TrustCheck`` hook).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pycontainers.distribution.docker_transport import ConnectOptions, DockerSource, open_client
 from pycontainers.distribution.errors import (
@@ -31,6 +32,9 @@ from pycontainers.distribution.reference import ImageRef
 from pycontainers.distribution.store import ContentStore
 from pycontainers.distribution.transports import DockerName, StoreName
 
+if TYPE_CHECKING:
+    from pycontainers.distribution.layerstore import LayerStore
+
 __all__ = ["ACCEPT_ANYTHING", "PullResult", "TrustCheck", "pull"]
 
 
@@ -51,10 +55,22 @@ async def pull_ref(
     connect: ConnectOptions,
     options: CopyOptions | None = None,
     progress: CopyProgress | None = None,
+    *,
+    unpack_into: LayerStore | None = None,
 ) -> PullResult:
-    """Pull one fully qualified reference into the store."""
+    """Pull one fully qualified reference into the store.
+
+    With ``unpack_into``, each layer that is downloaded is also unpacked into that layer
+    store in the same streaming pass (see ``pullunpack``); layers whose blobs were
+    already present are left for ``LayerStore.ensure_image``.
+    """
     if connect.registries.is_blocked(ref.name):
         raise TransportError(f"{ref}: the registry is blocked in registries.conf")
+    if unpack_into is not None:
+        from pycontainers.distribution.pullunpack import UnpackDuringPull
+
+        sink = UnpackDuringPull(ContentStore(store_root), unpack_into)
+        options = replace(options or CopyOptions(), unpack=sink)
     src = DockerSource(DockerName(ref), open_client(ref, connect))
     try:
         dst = await LayoutDestination(
@@ -75,17 +91,23 @@ async def pull(
     connect: ConnectOptions | None = None,
     options: CopyOptions | None = None,
     progress: CopyProgress | None = None,
+    *,
+    unpack_into: LayerStore | None = None,
 ) -> PullResult:
     """Pull ``text`` (``busybox``, ``quay.io/a/b:1``, ``docker://...``) into the store."""
     connect = connect or ConnectOptions()
     text = text.removeprefix("docker://")
     candidates = connect.registries.candidates(text)
     if len(candidates) == 1:
-        return await pull_ref(candidates[0], store_root, connect, options, progress)
+        return await pull_ref(
+            candidates[0], store_root, connect, options, progress, unpack_into=unpack_into
+        )
     failures: list[str] = []
     for ref in candidates:
         try:
-            return await pull_ref(ref, store_root, connect, options, progress)
+            return await pull_ref(
+                ref, store_root, connect, options, progress, unpack_into=unpack_into
+            )
         except (NotFound, Unauthorized, RegistryUnreachable, TransportError) as exc:
             failures.append(str(exc))
     raise NotFound(f"{text}: no candidate registry has it: " + "; ".join(failures))

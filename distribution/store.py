@@ -35,7 +35,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from pycontainers.distribution.digest import Digest, DigestVerifier
 from pycontainers.distribution.errors import (
@@ -162,6 +162,19 @@ def write_file_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     _fsync_dir(path.parent)
 
 
+class BlobTap(Protocol):
+    """A consumer that sees a blob's bytes as they are written (an unpack during a pull).
+
+    ``feed`` runs on the writer's thread in order; ``finish(None)`` is called once the
+    blob's digest and size have verified and must raise if the consumer failed (the blob
+    is then not committed); ``finish(error)`` tells it the blob is bad or abandoned.
+    """
+
+    def feed(self, chunk: bytes) -> None: ...
+
+    def finish(self, error: BaseException | None) -> None: ...
+
+
 class BlobWriter:
     """Writes one blob to a temp file, hashing as it goes; ``commit`` verifies then renames.
 
@@ -174,6 +187,10 @@ class BlobWriter:
     loop) keeps receiving: sha256 and write(2) release the GIL, so a download uses a
     second core the way skopeo's goroutines do. Sizes are still checked in the
     caller's thread as each chunk arrives, so an oversized blob is cut off at once.
+
+    A ``tap`` (see ``BlobTap``) gets every chunk after it is hashed and written, and
+    is told the verdict before the blob is renamed into place: the blob appears only if
+    both the digest and the tap accept it.
     """
 
     def __init__(
@@ -187,6 +204,7 @@ class BlobWriter:
         self.tmp = tmp_dir / f"{desc.digest.hex}-{secrets.token_hex(6)}"
         self._file: IO[bytes] | None = open(self.tmp, "xb")  # noqa: SIM115 - closed in commit/abort
         self.committed = False
+        self.tap: BlobTap | None = None
         self._queue: queue.Queue[bytes | None] | None = None
         self._thread: threading.Thread | None = None
         self._worker_error: BaseException | None = None
@@ -211,6 +229,8 @@ class BlobWriter:
                 if self._worker_error is None:
                     self.verifier.hash_only(item)
                     file.write(item)
+                    if self.tap is not None:
+                        self.tap.feed(item)
             except BaseException as exc:  # reported to the caller on its next call
                 self._worker_error = exc
             finally:
@@ -238,10 +258,20 @@ class BlobWriter:
         else:
             self.verifier.hash_only(chunk)
             self._file.write(chunk)
+            if self.tap is not None:
+                self.tap.feed(chunk)
+
+    def _release_tap(self, error: BaseException) -> None:
+        tap, self.tap = self.tap, None
+        if tap is not None:
+            with contextlib.suppress(BaseException):
+                tap.finish(error)
 
     def truncate(self) -> None:
         assert self._file is not None
         self._drain()
+        # A consumer cannot rewind: it is dropped and the caller reads the stored blob.
+        self._release_tap(StoreError(f"{self.what}: the download restarted from zero"))
         self._file.seek(0)
         self._file.truncate()
         self.verifier.reset()
@@ -253,9 +283,13 @@ class BlobWriter:
             self._drain()
             self._stop()
             self.verifier.verify()
+            tap, self.tap = self.tap, None
+            if tap is not None:
+                tap.finish(None)
             self._file.flush()
             os.fsync(self._file.fileno())
-        except BaseException:
+        except BaseException as exc:
+            self._release_tap(exc)
             self.abort()
             raise
         self._file.close()
@@ -268,6 +302,7 @@ class BlobWriter:
 
     def abort(self) -> None:
         self._stop()
+        self._release_tap(StoreError(f"{self.what}: the download was abandoned"))
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -129,7 +129,8 @@ class ImageSupply:
         try:
             self.store.init()
             options = CopyOptions(trust=self._trust(spec, ref))
-            await pull_ref(ref, self.paths.storage, self.connect, options)
+            # Layers unpack while they download; _unpack then finds them in place.
+            await pull_ref(ref, self.paths.storage, self.connect, options, unpack_into=self.layers)
         except DistributionError as exc:
             text = exc.diagnostics() if getattr(exc, "hint", "") else str(exc)
             raise ImageError(f"pull {ref}: {text}") from exc
