@@ -445,11 +445,19 @@ def _main(args: list[str]) -> int:
         _report(g, f"{exc} (see --help)")
         return 2
     except Exception as exc:
-        from pycontainers.runtime.errors import OciRuntimeError
+        from pycontainers.runtime.errors import OciRuntimeError, describe
 
-        if not isinstance(exc, OciRuntimeError | OSError):
-            raise
-        _report(g, str(exc) if isinstance(exc, OciRuntimeError) else f"{exc}")
+        if isinstance(exc, OciRuntimeError | OSError):
+            _report(g, str(exc) if isinstance(exc, OciRuntimeError) else f"{exc}")
+            return 1
+        # a bug: still one line for the caller (the traceback with --debug)
+        from pycontainers.runtime.errors import TRACE
+
+        if TRACE:
+            import traceback
+
+            TRACE[0]("".join(traceback.format_exception(exc)).rstrip())
+        _report(g, describe(exc))
         return 1
 
 

@@ -285,6 +285,8 @@ def _child_main(
             host_cgroups = placed.as_proc_cgroup(host_cgroups)  # where the runtime moves init
         rootless = os.geteuid() != 0  # before we become the user namespace's root
         _enter_namespaces(cfg, ch)
+        if TRACE:
+            TRACE[0](f"intermediate: namespaces {' '.join(ns.type for ns in cfg.namespaces)}")
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -378,6 +380,7 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
         child_moves = ns is not None and not ns.path
         manager = _cgroup_manager(cfg, container_id, limits=child_moves)
         parent, child = Channel.pair()
+        cgroup_paths = manager.paths() if manager is not None else {}
         st.data = {
             "id": container_id,
             "pid": 0,
@@ -386,18 +389,16 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
             "created": state.timestamp(),
             "owner": "",
             "config": cfg.raw,
-            "cgroup_paths": manager.paths() if manager is not None else {},
+            "cgroup_paths": cgroup_paths,
         }
         # What a create killed from here on leaves must be deletable: the cgroups'
         # places, and "creating" until the full state replaces it.
-        ContainerState(
-            root, container_id, {"id": container_id, "creating": True,
-                                 "cgroup_paths": st.data["cgroup_paths"]}
-        ).save()  # fmt: skip
+        creating = {"id": container_id, "creating": True, "cgroup_paths": cgroup_paths}
+        ContainerState(root, container_id, creating).save()
         if TRACE:
             TRACE[0](
                 f"create {container_id}: config {cfg.bundle}/config.json,"
-                f" cgroups {st.data['cgroup_paths']}"
+                f" cgroups {' '.join(sorted(set(cgroup_paths.values())))}"
             )
         if opts.subreaper:
             from pycontainers.runtime import libc
@@ -493,6 +494,8 @@ def _setup_dialogue(
                 from pycontainers.runtime import hooks
 
                 doc = dict(st.oci_state(), status=ContainerStatus.CREATING.value, pid=init_pid)
+                if TRACE:
+                    TRACE[0](f"create {st.id}: prestart and createRuntime hooks")
                 hooks.run_hooks("prestart", cfg.hooks.get("prestart", []), doc)
                 hooks.run_hooks("createRuntime", cfg.hooks.get("createRuntime", []), doc)
                 ch.send("go", json.dumps(dict(doc, status=ContainerStatus.CREATED.value)))
@@ -669,6 +672,8 @@ def kill(root: str, container_id: str, signum: int, all_processes: bool = False)
     if not status.can_kill():
         raise IncorrectStatus(container_id, status.value, "kill")
     targets = container_pids(st) if all_processes else [st.pid]
+    if TRACE:
+        TRACE[0](f"kill {container_id}: signal {signum} to {targets}")
     for pid in targets:
         try:
             os.kill(pid, signum)
@@ -697,6 +702,8 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
         if not _wait_gone(st.pid, st.data.get("pid_start"), STOP_TIMEOUT):
             raise OciRuntimeError(f"container {container_id!r}: init {st.pid} did not die")
     manager = _cgroup_from_state(st, _remove_empty_cgroups(st))
+    if TRACE:
+        TRACE[0](f"delete {container_id}: was {status.value}, busy cgroups {manager is not None}")
     poststop = _hooks_of(st, "poststop")
     _remove_state(st, manager)
     if poststop:
@@ -754,11 +761,13 @@ def run(root: str, container_id: str, bundle: str, opts: CreateOptions, detach: 
         code = _exit_code(status)
         if TRACE:
             TRACE[0](f"run {container_id}: init {st.pid} exited, status {code}")
-        return code
-    finally:
-        delete(root, container_id, force=True)
-        if TRACE:
-            TRACE[0](f"run {container_id}: deleted")
+    except BaseException as exc:
+        _delete_after_failure(root, container_id, exc)
+        raise
+    delete(root, container_id, force=True)
+    if TRACE:
+        TRACE[0](f"run {container_id}: deleted")
+    return code
 
 
 def _exit_code(wait_status: int) -> int:

@@ -308,6 +308,8 @@ def run(
         rootless=rootless,
     )
     rootfs.finish(cfg)
+    if TRACE:
+        TRACE[0](f"init: rootfs {cfg.root_path} is / ({'chroot' if no_pivot else 'pivot_root'})")
     if console is not None:
         console.attach(process)
     program, env, compiled = prepare_process(cfg, process, compiled)
