@@ -7,8 +7,11 @@ argparse, json's regex machinery, enum or typing: see bench/README.md).
 Process model (runc's, see ``container`` and ``init``): ``create`` forks an intermediate
 child that joins or creates the namespaces and forks the container's init (PID 1 of a
 new PID namespace); the init sets up the rootfs and credentials, reports ``ready`` over
-a pipe and blocks on ``<root>/<id>/exec.fifo`` until ``start`` opens it, then execs the
-program. While the init mounts, the runtime writes the cgroup limits and moves the init
+a pipe, waits for the runtime's ``commit`` (the state is saved; if the runtime dies
+first, the init sees EOF and exits) and blocks on ``<root>/<id>/exec.fifo`` until
+``start`` opens it, then execs the program. A failure after that (startContainer hook,
+seccomp, execve) goes back to ``start`` through the fifo.
+While the init mounts, the runtime writes the cgroup limits and moves the init
 into the container's cgroups (with a new cgroup namespace the intermediate child moves
 itself first instead). State lives under ``--root`` so any later process can
 ``state``/``kill``/``delete``.
@@ -22,5 +25,9 @@ Under systemd, a unit runs ``pycontainers-runtime run --detach --bundle DIR ID``
 ``Type=notify`` and ``NotifyAccess=all`` (and ``ExecStopPost=pycontainers-runtime delete
 --force ID``): the runtime sends ``MAINPID=<container init>``, ``READY=1`` and a
 ``BARRIER=1`` and exits, so the container's init is the unit's main process and no
-Python process stays behind.
+Python process stays behind. Until it exits, the runtime is the init's subreaper: an
+init that is already gone is not handed over (systemd refuses a dead MAINPID), the
+runtime stays the main process and exits with the container's status instead. A
+foreground ``run`` in such a unit sends ``READY=1`` only and exits with that status.
+``--debug`` logs each step (``debuglog``) to ``--log`` or stderr.
 """

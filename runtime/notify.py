@@ -4,6 +4,7 @@ With Type=notify and NotifyAccess=all, telling systemd MAINPID=<container init> 
 READY=1 makes the init the unit's main process, so the runtime can exit and leave no
 Python process behind. BARRIER=1 (sd_notify_barrier) makes us wait until systemd has
 processed both before we exit: it closes the pipe end we pass with SCM_RIGHTS.
+(``container._hand_off`` decides what to send when the init may already be gone.)
 """
 
 from __future__ import annotations
