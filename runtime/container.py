@@ -393,7 +393,12 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
         }
         # What a create killed from here on leaves must be deletable: the cgroups'
         # places, and "creating" until the full state replaces it.
-        creating = {"id": container_id, "creating": True, "cgroup_paths": cgroup_paths}
+        creating = {
+            "id": container_id,
+            "creating": True,
+            "bundle": cfg.bundle,
+            "cgroup_paths": cgroup_paths,
+        }
         ContainerState(root, container_id, creating).save()
         if TRACE:
             TRACE[0](

@@ -81,39 +81,51 @@ def test_start_reports_a_program_made_unrunnable_after_create(
     assert started.stderr == 'pycontainers-runtime: exec: "/bin/prog": exec format error\n'
 
 
-def _processes_rooted_at(rootfs: Path) -> list[int]:
+def _processes_marked(mark: str) -> list[int]:
+    """Processes whose environment has ``mark`` (a forked runtime child keeps the
+    runtime's environment until it execs the container's program)."""
     found = []
+    needle = mark.encode() + b"\0"
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.readlink(f"/proc/{entry}/root") == str(rootfs):
-                    found.append(int(entry))
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if needle in f.read():
+                        found.append(int(entry))
             except OSError:
                 continue
     return found
 
 
 def test_init_exits_when_the_runtime_dies_before_saving_the_state(
-    ours: Runtime, make_bundle: BundleFactory, private_rootfs: Path
+    ours: Runtime, make_bundle: BundleFactory, tmp_path: Path
 ) -> None:
     """The test knob SIGKILLs create between the init's `ready` and the state's commit."""
     cid = ours.new_id()
-    bundle = make_bundle(["sleep", "60"], rootfs=private_rootfs)
-    env = dict(os.environ, _PYCONTAINERS_RUNTIME_DIE_BEFORE_COMMIT="1")
+    bundle = make_bundle(["sleep", "60"])
+    mark = f"PYC_TEST_CREATE={cid}"
+    env = dict(os.environ, _PYCONTAINERS_RUNTIME_DIE_BEFORE_COMMIT="1", PYC_TEST_CREATE=cid)
+    errors = tmp_path / "stderr"
     try:
-        # the init's stdio is /dev/null: a pipe would keep a blocked init's output open
-        done = subprocess.run(
-            [*ours.argv, "--root", str(ours.root), "create", "--bundle", str(bundle), cid],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, timeout=30, check=False,
-        )  # fmt: skip
+        # stdio in files: a pipe would stay open as long as a blocked init holds it
+        with errors.open("w") as err:
+            done = subprocess.run(
+                [*ours.argv, "--root", str(ours.root), "create", "--bundle", str(bundle), cid],
+                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=err, timeout=30, check=False,
+            )  # fmt: skip
         assert done.returncode == -signal.SIGKILL
-        eventually(lambda: not _processes_rooted_at(private_rootfs), what="the init exited")
+        eventually(lambda: not _processes_marked(mark), what="the init exited")
+        # the init says why, on the stderr it shares with the dead runtime
+        assert errors.read_text() == (
+            "pycontainers-runtime: the runtime exited before it saved the container's state:"
+            " the init gives up\n"
+        )
         # what the dead create left is deletable (and the fixture checks nothing is left)
         assert ours.state(cid)["status"] == "creating"
         ours("delete", cid, check=True)
     finally:
-        for pid in _processes_rooted_at(private_rootfs):
+        for pid in _processes_marked(mark):
             os.kill(pid, signal.SIGKILL)
     assert not (ours.root / cid).exists()
 
