@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -153,3 +154,23 @@ def test_debug_logs_the_steps_only_when_asked(
     done = ours("--debug", "run", "--bundle", str(bundle), ours.new_id())
     assert done.returncode == 0
     assert 'level=debug msg="' in done.stderr and "init pid" in done.stderr
+
+
+def test_a_seccomp_profile_refusing_execve_is_reported(
+    ours: Runtime, make_bundle: BundleFactory
+) -> None:
+    """The filter goes in right before execve (noNewPrivileges): its refusal of execve
+    itself is the last possible failure, and still reaches `run`'s caller."""
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["process"]["noNewPrivileges"] = True
+        cfg["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [
+                {"names": ["execve", "execveat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
+            ],
+        }
+
+    done = ours.run(make_bundle(["true"], edit))
+    assert done.returncode == 1
+    assert done.stderr == 'pycontainers-runtime: exec: "true": operation not permitted\n'
