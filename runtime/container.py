@@ -827,5 +827,5 @@ def _delete_after_failure(root: str, container_id: str, failure: BaseException) 
     """Clean up after a failed start without hiding why it failed."""
     try:
         delete(root, container_id, force=True)
-    except OciRuntimeError as exc:
-        warn(f"cleaning up after {failure}: {exc}")
+    except Exception as exc:
+        warn(f"cleaning up after the failure ({failure}): {describe(exc)}")
