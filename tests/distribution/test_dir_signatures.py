@@ -125,3 +125,36 @@ def test_signatures_copy_to_dir_and_back_to_a_registry(
         headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
     )
     assert len(again.json()["layers"]) == 1
+
+
+def test_skopeo_reads_and_keeps_the_signatures_we_write(
+    registry: Registry,
+    images: FixtureImages,
+    key: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    """containers/image as the oracle: ``skopeo copy dir:OURS dir:THEIRS`` parses our
+    ``signature-1`` (it refuses blobs it cannot parse) and writes it out byte for byte.
+    Debian's skopeo is built with sigstore verification disabled ("Debian-local change:
+    sigstore disabled"), so it cannot check the signature itself; our verifier does,
+    against the cosign test vectors, in test_verify_cosign_vectors.py."""
+    ref = images.push(registry, "busybox", "dirsig-skopeo")
+    sign = ["image", "sign", "--key", str(key["key"]), "--password-file", str(key["password"])]
+    assert main([*sign, ref]) == 0
+    accept = tmp_path / "accept.json"
+    accept.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
+    ours = tmp_path / "ours"
+    root = ["--root", str(tmp_path / "storage"), "--policy", str(accept)]
+    assert main([*root, "image", "copy", "-q", f"docker://{ref}", f"dir:{ours}"]) == 0
+
+    theirs = tmp_path / "theirs"
+    cmd = ["skopeo", "--policy", str(accept), "copy", "-q", f"dir:{ours}", f"dir:{theirs}"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (theirs / "signature-1").read_bytes() == (ours / "signature-1").read_bytes()
+    assert not (theirs / "signature-2").exists()
+
+    # a signature file skopeo cannot parse makes it refuse: it did read ours
+    (ours / "signature-1").write_bytes(b"\0sigstore-json\nnot json")
+    bad = subprocess.run([*cmd[:-1], f"dir:{tmp_path}/bad"], capture_output=True, text=True)
+    assert bad.returncode != 0

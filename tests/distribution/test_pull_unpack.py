@@ -37,6 +37,7 @@ from pycontainers.distribution.reference import ImageRef
 from pycontainers.distribution.registries_conf import RegistriesConf
 from pycontainers.distribution.store import ContentStore
 from pycontainers.distribution.transports import parse_transport_name
+from pycontainers.reconciler.cli import main
 
 pytestmark = pytest.mark.registry
 
@@ -178,3 +179,19 @@ def test_a_diff_id_mismatch_leaves_neither_blob_nor_layer(
     assert not store.blob_path(Digest.parse(layer["digest"])).exists()
     assert _visible(layers.dir) == []
     assert not store.exists() or store.images() == []
+
+
+def test_cli_pull_layers_also_unpacks_blobs_already_present(
+    registry: Registry, images: FixtureImages, tmp_path: Path
+) -> None:
+    """``image pull --layers``: streamed where downloaded, from the store where present."""
+    text = images.push(registry, "layered", "pullunpack-cli")
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
+    root = ["--root", str(tmp_path / "storage"), "--policy", str(policy)]
+    assert main([*root, "image", "pull", "-q", text]) == 0  # blobs only
+    assert not (tmp_path / "layers").exists()
+    assert main([*root, "image", "pull", "--layers", "-q", text]) == 0
+    store = ContentStore(tmp_path / "storage")
+    image = resolve_image(store, text)
+    assert _visible(tmp_path / "layers") == sorted(d.hex for d in image.config.diff_ids)
