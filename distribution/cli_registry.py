@@ -24,7 +24,11 @@ def _lazy(command: str) -> Callable[[argparse.Namespace], int]:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this part's image subcommands."""
     p = sub.add_parser("pull", help="pull an image from a registry into the store")
-    p.add_argument("image", help="image reference (short names use registries.conf)")
+    p.add_argument(
+        "image",
+        help="image reference (short names use registries.conf), or oci:DIR:NAME / dir:PATH "
+        "(stored as NAME, short names under localhost/, or as localhost/PATH)",
+    )
     p.add_argument(
         "--layers",
         action="store_true",

@@ -1,5 +1,9 @@
 """Pull: resolve a (possibly short) name, then copy it from its registry into the store.
 
+``oci:DIR:NAME`` and ``dir:PATH`` pull from local directories, named as Podman names
+them: NAME as a reference (a short one under ``localhost/``), and ``localhost`` + the
+absolute path for ``dir:``. The trust policy judges them with their transports' scopes.
+
 A short name is tried against each candidate from registries.conf (alias, then search
 registries) until one exists; the stored name is the full reference
 (``docker.io/library/busybox:latest``). Trust is checked on the top-level manifest before
@@ -12,9 +16,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pycontainers.distribution.dir_transport import DirSource
 from pycontainers.distribution.docker_transport import ConnectOptions, DockerSource, open_client
 from pycontainers.distribution.errors import (
     NotFound,
+    ReferenceError,
     RegistryUnreachable,
     TransportError,
     Unauthorized,
@@ -26,11 +32,18 @@ from pycontainers.distribution.imagecopy import (
     TrustCheck,
     copy_image,
 )
-from pycontainers.distribution.layout_transport import LayoutDestination
+from pycontainers.distribution.layout_transport import LayoutDestination, oci_source
 from pycontainers.distribution.progress import CopyProgress
 from pycontainers.distribution.reference import ImageRef
 from pycontainers.distribution.store import ContentStore
-from pycontainers.distribution.transports import DockerName, StoreName
+from pycontainers.distribution.transports import (
+    DirName,
+    DockerName,
+    ImageSource,
+    OciName,
+    StoreName,
+    parse_transport_name,
+)
 
 if TYPE_CHECKING:
     from pycontainers.distribution.layerstore import LayerStore
@@ -85,6 +98,51 @@ async def pull_ref(
     return PullResult(ref, result)
 
 
+def local_store_name(name: OciName | DirName) -> ImageRef:
+    """The store name of an image pulled from ``oci:`` or ``dir:`` (Podman's convention)."""
+    if isinstance(name, OciName):
+        if not name.name:
+            raise ReferenceError(f"pull {name}: name the image in the layout (oci:DIR:NAME)")
+        ref = ImageRef.parse(name.name)
+        return ImageRef.parse(f"localhost/{name.name}") if ref.short else ref
+    try:
+        return ImageRef.parse(f"localhost{name.path.absolute()}")
+    except ReferenceError as exc:
+        raise ReferenceError(
+            f"pull {name}: the path cannot name an image (localhost/PATH): {exc}; "
+            "copy it with image copy and a name instead"
+        ) from exc
+
+
+async def pull_local(
+    name: OciName | DirName,
+    store_root: Path,
+    options: CopyOptions | None = None,
+    progress: CopyProgress | None = None,
+    *,
+    unpack_into: LayerStore | None = None,
+) -> PullResult:
+    """Copy an ``oci:`` or ``dir:`` image into the store (trust-checked by ``copy_image``)."""
+    ref = local_store_name(name)
+    if unpack_into is not None:
+        from pycontainers.distribution.pullunpack import UnpackDuringPull
+
+        sink = UnpackDuringPull(ContentStore(store_root), unpack_into)
+        options = replace(options or CopyOptions(), unpack=sink)
+    src: ImageSource = oci_source(name) if isinstance(name, OciName) else DirSource(name)
+    try:
+        dst = await LayoutDestination(
+            StoreName(str(ref)), ContentStore(store_root), str(ref)
+        ).open()
+        try:
+            result = await copy_image(src, dst, options, progress)
+        finally:
+            await dst.aclose()
+    finally:
+        await src.aclose()
+    return PullResult(ref, result)
+
+
 async def pull(
     text: str,
     store_root: Path,
@@ -96,6 +154,10 @@ async def pull(
 ) -> PullResult:
     """Pull ``text`` (``busybox``, ``quay.io/a/b:1``, ``docker://...``) into the store."""
     connect = connect or ConnectOptions()
+    if text.startswith(("oci:", "dir:")):
+        local = parse_transport_name(text)
+        assert isinstance(local, OciName | DirName)
+        return await pull_local(local, store_root, options, progress, unpack_into=unpack_into)
     text = text.removeprefix("docker://")
     candidates = connect.registries.candidates(text)
     if len(candidates) == 1:

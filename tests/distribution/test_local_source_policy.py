@@ -103,3 +103,20 @@ def test_store_source_is_judged_as_containers_storage(
         tmp_path / "store.json", {"containers-storage": {f"[{root}]r.io/local": ACCEPT}}
     )
     assert _copy(tmp_path, repo_scope, "r.io/local/stored:1", f"oci:{tmp_path}/out:x") == 0
+
+
+def test_pull_from_oci_and_dir_checks_the_policy_and_names_like_podman(
+    images: FixtureImages, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = ["--root", str(tmp_path / "storage")]
+    refuse = _policy(tmp_path / "refuse.json", {"docker": {"": ACCEPT}})
+    assert main([*root, "--policy", str(refuse), "image", "pull", images.ref("busybox")]) == 1
+    assert "rejected by policy" in capsys.readouterr().err
+
+    accept = _policy(tmp_path / "accept.json", {"oci": {"": ACCEPT}, "dir": {"": ACCEPT}})
+    assert main([*root, "--policy", str(accept), "image", "pull", "-q", images.ref("busybox")]) == 0
+    out = tmp_path / "img"
+    assert _copy(tmp_path, accept, images.ref("busybox"), f"dir:{out}") == 0
+    assert main([*root, "--policy", str(accept), "image", "pull", "-q", f"dir:{out}"]) == 0
+    names = {i.name for i in ContentStore(tmp_path / "storage").images()}
+    assert names == {"localhost/busybox:latest", f"localhost{out}:latest"}
