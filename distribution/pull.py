@@ -1,13 +1,10 @@
 """Pull: resolve a (possibly short) name, then copy it from its registry into the store.
 
-``oci:DIR:NAME`` and ``dir:PATH`` pull from local directories, named as Podman names
-them: NAME as a reference (a short one under ``localhost/``), and ``localhost`` + the
-absolute path for ``dir:``. The trust policy judges them with their transports' scopes.
-
-A short name is tried against each candidate from registries.conf (alias, then search
-registries) until one exists; the stored name is the full reference
-(``docker.io/library/busybox:latest``). Trust is checked on the top-level manifest before
-any blob is fetched (see ``imagecopy`` for the ``TrustCheck`` hook).
+``oci:DIR:NAME`` and ``dir:PATH`` pull from local directories. Their store names follow
+Podman's libimage where it is unambiguous: ``localhost/`` + the path for ``dir:``; for
+``oci:`` the NAME, a short one put under ``localhost/`` (as ``image build`` names images,
+so it is never taken for a Docker Hub image). The trust policy judges them with their
+transports' scopes.
 """
 
 from __future__ import annotations
@@ -99,7 +96,7 @@ async def pull_ref(
 
 
 def local_store_name(name: OciName | DirName) -> ImageRef:
-    """The store name of an image pulled from ``oci:`` or ``dir:`` (Podman's convention)."""
+    """The store name of an image pulled from ``oci:`` or ``dir:`` (see the module docs)."""
     if isinstance(name, OciName):
         if not name.name:
             raise ReferenceError(f"pull {name}: name the image in the layout (oci:DIR:NAME)")
