@@ -8,9 +8,15 @@ Order of work (and why):
 3. if it is an index, pick the platform's manifest (or, with ``all_platforms``, every
    instance) and fetch it by digest (verified);
 4. transfer config and layer blobs, at most ``parallel`` at a time, skipping blobs the
-   destination already has (a second pull downloads nothing);
+   destination already has (a second pull downloads nothing); with ``unpack`` (a pull
+   that needs the layer dirs) the config comes first and each downloaded layer is
+   unpacked in the same streaming pass (``pullunpack``);
 5. write the manifest(s); the top-level one gets the destination's name last, so a
-   name never points at an image whose blobs are not all present.
+   name never points at an image whose blobs are not all present;
+6. carry the source's signatures of that top-level manifest over, where both ends keep
+   signatures (``docker://``'s ``.sig`` attachment, ``dir:``'s ``signature-N``), as
+   skopeo copy does; a platform picked out of an index is another manifest, so its
+   copy gets none.
 
 The trust hook
 --------------

@@ -11,6 +11,12 @@ uncompressed stream matched the config's diff_id, after ``syncfs``; so a directo
 by a diff_id is always complete, and a crash leaves only a ``.tmp-`` directory that
 ``remove_stale()`` deletes once nobody holds its lock. Two processes unpacking the same
 layer race harmlessly: the first rename wins and the loser discards its copy.
+
+``prune_layers`` removes layer dirs nothing uses: no image in the content store, no
+engine bundle (``<root>/../containers/NAME/ID/config.json`` lists its lower dirs in the
+rootfs overlay annotation) and no overlay mounted in any mount namespace. It holds the
+store's lock exclusively; ``ensure`` holds it shared even when the layer is already
+there, so it never hands out a directory being removed.
 """
 
 from __future__ import annotations
