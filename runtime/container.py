@@ -727,7 +727,7 @@ def run(root: str, container_id: str, bundle: str, opts: CreateOptions, detach: 
     under_systemd = bool(os.environ.get("NOTIFY_SOCKET"))
     if detach:
         # Under systemd the init stays our child until we exit (we are its subreaper),
-        # so an init that exits during the hand-off is seen by us, not lost (see _hand_off).
+        # so we can hold it for the hand-off and see its exit (see _hand_off).
         opts.subreaper = under_systemd
         st = create(root, container_id, bundle, opts)
         try:
@@ -782,45 +782,43 @@ def _exit_code(wait_status: int) -> int:
     return 128 + os.WTERMSIG(wait_status)
 
 
-def _exited(pid: int) -> int | None:
-    """The exit code of our child ``pid`` if it has exited, without reaping it."""
-    try:
-        found = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    except ChildProcessError:
-        return None  # not ours after all: systemd will see its exit itself
-    if found is None or found.si_pid == 0:
-        return None
+def _status_code(found: os.waitid_result) -> int:
     if found.si_code == os.CLD_EXITED:
         return found.si_status
-    return 128 + found.si_status
+    return 128 + found.si_status  # killed or dumped: si_status is the signal
 
 
 def _hand_off(st: ContainerState) -> int:
     """``run --detach`` in a Type=notify unit: make the init the unit's main process.
 
-    systemd refuses a MAINPID that is gone or a zombie. The init is our child (we are
-    its subreaper), so once it exits it stays a zombie until we exit, and only then is
-    it reparented to systemd, which reaps it. Hence: if it has already exited, we stay
-    the main process (READY only) and exit with its status. Otherwise MAINPID+READY; if
-    it exited meanwhile, systemd either took it as main PID (and gets its status when
-    we are gone) or refused it (and we are still the main process): exiting with its
-    status is right both ways. systemd never sees the init's exit before ours, so it
-    never has to kill us.
+    systemd takes a MAINPID only while that process is alive, and with READY=1 it
+    checks again that it is alive (a zombie is not): an init that exits while systemd
+    handles the message fails the unit's start and gets us SIGKILLed. So the init (our
+    child: we are its subreaper) is stopped for the hand-off: either it has exited
+    already, then we stay the main process (READY only) and exit with its status, or
+    it is stopped, certainly alive while systemd takes it, and continued after the
+    barrier. Its exit after that stays ours (a zombie) until we are gone, and then
+    systemd, its new parent, reaps it and records its status.
     """
     from pycontainers.runtime import notify
 
-    code = _exited(st.pid)
-    if code is not None:
+    pid = st.pid
+    os.kill(pid, 19)  # SIGSTOP: also reaches a PID namespace's init from its parent
+    found = os.waitid(os.P_PID, pid, os.WEXITED | os.WSTOPPED | os.WNOWAIT)
+    if found is not None and found.si_code != os.CLD_STOPPED:
+        code = _status_code(found)
         notify.notify_message("READY=1")
-        _reap(st.pid)
+        _reap(pid)
         if TRACE:
-            TRACE[0](f"run {st.id}: init {st.pid} exited before the hand-off, status {code}")
+            TRACE[0](f"run {st.id}: init {pid} exited before the hand-off, status {code}")
         return code
-    notify.notify_started(st.pid)
-    code = _exited(st.pid)
+    try:
+        notify.notify_started(pid)
+    finally:
+        os.kill(pid, 18)  # SIGCONT
     if TRACE:
-        TRACE[0](f"run {st.id}: systemd told MAINPID={st.pid} READY=1 (init exited: {code})")
-    return 0 if code is None else code
+        TRACE[0](f"run {st.id}: systemd told MAINPID={pid} READY=1")
+    return 0
 
 
 def _delete_after_failure(root: str, container_id: str, failure: BaseException) -> None:
