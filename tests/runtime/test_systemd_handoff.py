@@ -156,8 +156,9 @@ def test_one_shot_container_hands_its_status_to_systemd(
     status: str,
 ) -> None:
     """The init exits while `run --detach` is still handing off (MAINPID, READY, BARRIER):
-    the unit still ends with the container's status, and the runtime is gone by itself
-    before systemd cleans up (no SIGKILL for it)."""
+    the start job succeeds, the unit ends with the container's status, and the runtime
+    is gone by itself before systemd cleans up (no SIGKILL for it). The usleep case
+    exits around the time systemd handles the notification (a race before the fix)."""
     cid = f"sd-{uuid.uuid4().hex[:8]}"
     unit = f"pyc-rt-{cid}.service"
     bundle = _bundle(sandbox_workdir, guest_rootfs, script)
@@ -167,6 +168,8 @@ def test_one_shot_container_hands_its_status_to_systemd(
         assert (props["Result"], props["ExecMainStatus"]) == (result, status)
         journal = _journal(systemd, unit)
         assert "pycontainers-ru) with signal SIGKILL" not in journal, journal
+        # nor a MAINPID systemd had to refuse (it was handed over alive, or not at all)
+        assert "does not exist or is a zombie" not in journal, journal
     finally:
         _cleanup(systemd, unit, cid)
 
