@@ -1,7 +1,7 @@
 """Failures after the setup channel is closed (between `start`'s wake-up and execve, or
 an exec'd process's execve) reach the caller: one error line, a non-zero exit, and the
 --log file in the chosen format; a runtime killed before the state is saved leaves no
-init waiting behind."""
+init waiting behind; --debug logs the steps and costs nothing when off."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,23 @@ def test_debug_logs_the_steps_only_when_asked(
     done = ours("--debug", "run", "--bundle", str(bundle), ours.new_id())
     assert done.returncode == 0
     assert 'level=debug msg="' in done.stderr and "init pid" in done.stderr
+
+
+def test_without_debug_the_logger_is_not_even_imported(
+    ours: Runtime, make_bundle: BundleFactory
+) -> None:
+    bundle = make_bundle(["true"])
+    python = [sys.executable, "-X", "importtime", "-m", "pycontainers.runtime"]
+    imported = {}
+    for debug in ([], ["--debug"]):
+        done = subprocess.run(
+            [*python, *debug, "--root", str(ours.root), "run", "--bundle", str(bundle),
+             ours.new_id()],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        imported[bool(debug)] = "pycontainers.runtime.debuglog" in done.stderr
+    assert imported == {False: False, True: True}
 
 
 def test_a_seccomp_profile_refusing_execve_is_reported(
