@@ -132,6 +132,30 @@ def test_init_exits_when_the_runtime_dies_before_saving_the_state(
     assert not (ours.root / cid).exists()
 
 
+def test_init_exits_when_the_runtime_dies_during_a_prestart_hook(
+    ours: Runtime, make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    """A real hook kills the runtime (its parent) while the init waits for the hooks."""
+    cid = ours.new_id()
+    mark = f"PYC_TEST_CREATE={cid}"
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", "kill -9 $PPID"]}
+    bundle = make_bundle(["sleep", "60"], lambda cfg: cfg.update(hooks={"prestart": [hook]}))
+    try:
+        done = subprocess.run(
+            [*ours.argv, "--root", str(ours.root), "create", "--bundle", str(bundle), cid],
+            env=dict(os.environ, PYC_TEST_CREATE=cid), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30, check=False,
+        )  # fmt: skip
+        assert done.returncode == -signal.SIGKILL
+        eventually(lambda: not _processes_marked(mark), what="the init exited")
+        assert ours.state(cid)["status"] == "creating"
+        ours("delete", cid, check=True)
+    finally:
+        for pid in _processes_marked(mark):
+            os.kill(pid, signal.SIGKILL)
+    assert not (ours.root / cid).exists()
+
+
 def test_debug_logs_the_steps_only_when_asked(
     ours: Runtime, make_bundle: BundleFactory, tmp_path: Path
 ) -> None:
