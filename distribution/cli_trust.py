@@ -47,8 +47,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "verify",
         help="check an image against the trust policy",
         description="Check SRC (docker://REF or a bare REF, both read from the registry "
-        "with their signatures, or a skopeo dir:PATH) against the policy (--policy) and "
-        "print the verdict and why; exit 0 only if accepted.",
+        "with their signatures, a skopeo dir:PATH, or an oci:DIR[:NAME] layout, judged by "
+        "its path) against the policy (--policy) and print the verdict and why; exit 0 "
+        "only if accepted.",
     )
     verify.add_argument("source", metavar="SRC")
     verify.add_argument(

@@ -12,12 +12,14 @@ from pycontainers.distribution import cosign_key
 from pycontainers.distribution.authfile import Credentials
 from pycontainers.distribution.docker_transport import ConnectOptions, open_client
 from pycontainers.distribution.errors import DistributionError
+from pycontainers.distribution.layout_transport import oci_source
 from pycontainers.distribution.policy import Policy, load_policy, parse_docker_reference
 from pycontainers.distribution.policy_eval import ImageRejected, Verdict, evaluate
 from pycontainers.distribution.reference import ImageRef
 from pycontainers.distribution.registries_conf import RegistriesConf
 from pycontainers.distribution.signing import SignResult, sign_image
-from pycontainers.distribution.trust import PolicyTrustCheck, dir_image
+from pycontainers.distribution.transports import OciName, parse_transport_name
+from pycontainers.distribution.trust import PolicyTrustCheck, dir_image, local_image
 
 EXIT_REJECTED = 1
 EXIT_ERROR = 2
@@ -78,6 +80,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         source: str = args.source
         if source.startswith("dir:"):
             verdict = evaluate(policy, dir_image(Path(source[len("dir:") :]), as_ref))
+        elif source.startswith("oci:"):
+            verdict = asyncio.run(_verify_layout(policy, source))
         else:
             ref = _docker_ref(source)
             verdict = asyncio.run(_verify_remote(policy, ref, as_ref, _connect(args)))
@@ -87,11 +91,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if verdict.accepted else EXIT_REJECTED
 
 
+async def _verify_layout(policy: Policy, source: str) -> Verdict:
+    """An ``oci:`` layout judged by its path scopes (a layout keeps no signatures)."""
+    name = parse_transport_name(source)
+    assert isinstance(name, OciName)
+    src = oci_source(name)
+    try:
+        top = await src.get_manifest()
+    finally:
+        await src.aclose()
+    return evaluate(policy, local_image(name, top.raw))
+
+
 def _docker_ref(text: str) -> ImageRef:
     if text.startswith("docker://"):
         text = text[len("docker://") :]
     elif "://" in text:
-        raise DistributionError(f"{text}: unsupported transport (want docker://REF or dir:PATH)")
+        raise DistributionError(
+            f"{text}: unsupported transport (want docker://REF, dir:PATH or oci:DIR[:NAME])"
+        )
     return ImageRef.parse(text)
 
 

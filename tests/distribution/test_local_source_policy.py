@@ -120,3 +120,16 @@ def test_pull_from_oci_and_dir_checks_the_policy_and_names_like_podman(
     assert main([*root, "--policy", str(accept), "image", "pull", "-q", f"dir:{out}"]) == 0
     names = {i.name for i in ContentStore(tmp_path / "storage").images()}
     assert names == {"localhost/busybox:latest", f"localhost{out}:latest"}
+
+
+def test_verify_an_oci_layout_names_its_scope(
+    images: FixtureImages, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout = str(images.layout.resolve())
+    policy = _policy(tmp_path / "p.json", {"oci": {layout: ACCEPT}})
+    assert main(["--policy", str(policy), "image", "verify", images.ref("busybox")]) == 0
+    assert f'scope: transports.oci["{layout}"]' in capsys.readouterr().out
+    refuse = _policy(tmp_path / "r.json", {})
+    assert main(["--policy", str(refuse), "image", "verify", images.ref("busybox")]) == 1
+    out = capsys.readouterr().out
+    assert "rejected" in out and "scope: default" in out
