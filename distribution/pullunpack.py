@@ -54,6 +54,10 @@ class LayerTap:
         finally:
             self._stream.close()
 
+    @property
+    def failure(self) -> BaseException | None:
+        return self._error
+
     def feed(self, chunk: bytes) -> None:
         # The unpack may have stopped (failed, or the layer was already there); its
         # verdict comes from finish(), and the blob download must go on meanwhile.

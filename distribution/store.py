@@ -167,12 +167,19 @@ class BlobTap(Protocol):
 
     ``feed`` runs on the writer's thread in order; ``finish(None)`` is called once the
     blob's digest and size have verified and must raise if the consumer failed (the blob
-    is then not committed); ``finish(error)`` tells it the blob is bad or abandoned.
+    is then not committed); ``finish(error)`` tells it the blob is bad or abandoned. A
+    ``failure`` ends the download at the next chunk: a refused layer is not fetched to
+    its end.
     """
 
     def feed(self, chunk: bytes) -> None: ...
 
     def finish(self, error: BaseException | None) -> None: ...
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Set once the consumer has failed: the writer stops the download with it."""
+        ...
 
 
 class BlobWriter:
@@ -250,6 +257,8 @@ class BlobWriter:
 
     def write(self, chunk: bytes) -> None:
         assert self._file is not None, "write after commit/abort"
+        if self.tap is not None and (failure := self.tap.failure) is not None:
+            raise failure
         self.verifier.account(len(chunk))
         if self._queue is not None:
             if self._worker_error is not None:

@@ -16,6 +16,7 @@ import os
 import stat
 import struct
 import tarfile
+import time
 import zlib
 from pathlib import Path
 
@@ -28,15 +29,16 @@ from pycontainers.distribution.docker_transport import ConnectOptions, open_clie
 from pycontainers.distribution.endpoints import Endpoints
 from pycontainers.distribution.errors import DigestMismatch
 from pycontainers.distribution.imagecopy import CopyOptions, copy_image
-from pycontainers.distribution.layer_errors import DiffIDMismatch
+from pycontainers.distribution.layer_errors import DiffIDMismatch, UnsafeEntry
 from pycontainers.distribution.layerstore import LayerStore, resolve_image
-from pycontainers.distribution.manifest import OCI_CONFIG, OCI_MANIFEST, ImageManifest
+from pycontainers.distribution.manifest import OCI_CONFIG, OCI_MANIFEST, Descriptor, ImageManifest
+from pycontainers.distribution.progress import QuietProgress
 from pycontainers.distribution.pull import pull_ref
 from pycontainers.distribution.pullunpack import UnpackDuringPull
 from pycontainers.distribution.reference import ImageRef
 from pycontainers.distribution.registries_conf import RegistriesConf
 from pycontainers.distribution.store import ContentStore
-from pycontainers.distribution.transports import parse_transport_name
+from pycontainers.distribution.transports import ProgressFn, parse_transport_name
 from pycontainers.reconciler.cli import main
 
 pytestmark = pytest.mark.registry
@@ -94,17 +96,8 @@ def _same_size_gzip(raw: bytes, size: int) -> bytes:
     return header + b"c" * (size - fixed) + b"\0" + body + trailer
 
 
-def _push_unique_layer_image(registry: Registry, repo: str) -> tuple[str, str, bytes]:
-    """A one-layer image whose layer no other test shares (the registry stores blobs
-    once for all repositories, so corrupting a shared one would break other tests)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        data = os.urandom(256 * 1024)
-        info = tarfile.TarInfo("data/unique.bin")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    raw = buf.getvalue()
-    blob = gzip.compress(raw, compresslevel=1)
+def _push_image(registry: Registry, repo: str, raw: bytes, blob: bytes) -> str:
+    """Push a one-layer image (layer ``blob``, uncompressed ``raw``) with our client."""
     config = json.dumps(
         {
             "architecture": "amd64",
@@ -128,7 +121,25 @@ def _push_unique_layer_image(registry: Registry, repo: str) -> tuple[str, str, b
             await client.put_manifest(repo, "latest", json.dumps(doc).encode(), OCI_MANIFEST)
 
     asyncio.run(push())
-    return f"{registry.host}/{repo}:latest", str(Digest.of_bytes(blob)), raw
+    return f"{registry.host}/{repo}:latest"
+
+
+def _tar(*entries: tuple[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _push_unique_layer_image(registry: Registry, repo: str) -> tuple[str, str, bytes]:
+    """A one-layer image whose layer no other test shares (the registry stores blobs
+    once for all repositories, so corrupting a shared one would break other tests)."""
+    raw = _tar(("data/unique.bin", os.urandom(256 * 1024)))
+    blob = gzip.compress(raw, compresslevel=1)
+    return _push_image(registry, repo, raw, blob), str(Digest.of_bytes(blob)), raw
 
 
 def test_a_bad_blob_leaves_neither_blob_nor_layer(
@@ -195,3 +206,38 @@ def test_cli_pull_layers_also_unpacks_blobs_already_present(
     store = ContentStore(tmp_path / "storage")
     image = resolve_image(store, text)
     assert _visible(tmp_path / "layers") == sorted(d.hex for d in image.config.diff_ids)
+
+
+class SlowLink(QuietProgress):
+    """Counts the bytes received and holds the download loop as a 20 MB/s link would, so
+    how much arrives before the refusal does not depend on loopback speed."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    def blob_started(self, desc: Descriptor, label: str) -> ProgressFn:
+        def advance(nbytes: int) -> None:
+            self.received += max(nbytes, 0)
+            time.sleep(max(nbytes, 0) / 20e6)
+
+        return advance
+
+
+def test_a_refused_layer_stops_its_download(
+    registry: Registry, tmp_path: Path, connect: ConnectOptions
+) -> None:
+    """The unpack refuses the first entry; the rest of the blob is not fetched."""
+    raw = _tar(("../escape", b"x"), ("big.bin", os.urandom(32 << 20)))
+    blob = gzip.compress(raw, compresslevel=1)
+    text = _push_image(registry, "pullunpack-hostile", raw, blob)
+    layers = LayerStore(tmp_path / "layers")
+    link = SlowLink()
+    with pytest.raises(UnsafeEntry):
+        asyncio.run(
+            pull_ref(
+                ImageRef.parse(text), tmp_path / "store", connect, progress=link, unpack_into=layers
+            )
+        )
+    assert link.received < len(blob) // 2
+    assert not ContentStore(tmp_path / "store").blob_path(Digest.of_bytes(blob)).exists()
+    assert _visible(layers.dir) == []
