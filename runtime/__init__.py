@@ -25,10 +25,10 @@ Under systemd, a unit runs ``pycontainers-runtime run --detach --bundle DIR ID``
 ``Type=notify`` and ``NotifyAccess=all`` (and ``ExecStopPost=pycontainers-runtime delete
 --force ID``): the runtime sends ``MAINPID=<container init>``, ``READY=1`` and a
 ``BARRIER=1`` and exits, so the container's init is the unit's main process and no
-Python process stays behind. Until it exits, the runtime is the init's subreaper and
-holds it stopped while systemd takes the MAINPID (systemd refuses a dead one and fails
-the start when it dies meanwhile); an init that is already gone is not handed over:
-the runtime stays the main process and exits with the container's status instead. A
+Python process stays behind. The hand-off happens before the program starts: the init
+(already systemd's child) waits until the runtime has exited, so systemd never sees a
+main PID that is gone, and never has to kill the runtime after a one-shot container.
+Failures after that (startContainer hook, execve) go to the init's stderr, the journal. A
 foreground ``run`` in such a unit sends ``READY=1`` only and exits with that status.
 ``--debug`` logs each step (``debuglog``) to ``--log`` or stderr.
 """

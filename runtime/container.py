@@ -52,6 +52,7 @@ class CreateOptions:
         "no_pivot",
         "pid_file",
         "preserve_fds",
+        "release_on_exit",
         "seccomp_cache",
         "subreaper",
     )
@@ -71,6 +72,8 @@ class CreateOptions:
         # compiled seccomp programs, under --root (only root can write there)
         self.seccomp_cache: str | None = None
         self.subreaper = False  # become the init's parent when the intermediate exits
+        # the init starts its program once this process has exited (see _hand_off)
+        self.release_on_exit = False
 
 
 def _cgroup_manager(cfg: configmod.Config, container_id: str, limits: bool) -> CgroupManager:
@@ -284,6 +287,14 @@ def _child_main(
         if placed is not None:
             host_cgroups = placed.as_proc_cgroup(host_cgroups)  # where the runtime moves init
         rootless = os.geteuid() != 0  # before we become the user namespace's root
+        runtime_pidfd = -1
+        if opts.release_on_exit:
+            # a handle on the runtime that the init can wait on from inside its new PID
+            # namespace, where the runtime's pid means nothing (see _hand_off)
+            try:  # noqa: SIM105 (contextlib costs import time)
+                runtime_pidfd = os.pidfd_open(os.getppid())
+            except OSError:
+                pass  # before Linux 5.3: the init waits for the channel's EOF only
         _enter_namespaces(cfg, ch)
         if TRACE:
             TRACE[0](f"intermediate: namespaces {' '.join(ns.type for ns in cfg.namespaces)}")
@@ -304,6 +315,7 @@ def _child_main(
                     opts.listen_fds,
                     host_cgroups,
                     rootless,
+                    runtime_pidfd,
                 )
             except BaseException as exc:
                 ch.send_error(describe(exc))
@@ -352,6 +364,8 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
         raise ConfigError(
             os.path.join(cfg.bundle, "config.json"), "process.terminal", "needs --console-socket"
         )
+    if cfg.hooks.get("poststart"):
+        opts.release_on_exit = False  # they run once the program runs: `start` waits for that
     os.makedirs(root, 0o700, exist_ok=True)
     if cfg.seccomp is not None and opts.seccomp_cache is None and os.geteuid() == 0:
         opts.seccomp_cache = os.path.join(root, ".seccomp-cache")
@@ -434,12 +448,14 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
             st.save()
             if opts.pid_file:
                 _write_pid_file(opts.pid_file, init_pid)
-            # the init waits for this before it blocks on the fifo (see init.run)
-            parent.send("commit")
+            # the init waits for this before it blocks on the fifo (see init.run), or
+            # with "exit" until our end of the channel closes, at our exit
+            parent.send("commit", "exit" if opts.release_on_exit else "")
             if TRACE:
                 TRACE[0](f"create {container_id}: state saved, init pid {init_pid} waits for start")
         finally:
-            parent.close()
+            if not opts.release_on_exit or init_pid == 0:
+                parent.close()
             _reap(middle)
     except BaseException:
         if init_pid:
@@ -726,16 +742,17 @@ def run(root: str, container_id: str, bundle: str, opts: CreateOptions, detach: 
     """create + start; in the foreground, also wait (forwarding signals) and delete."""
     under_systemd = bool(os.environ.get("NOTIFY_SOCKET"))
     if detach:
-        # Under systemd the init stays our child until we exit (we are its subreaper),
-        # so we can hold it for the hand-off and see its exit (see _hand_off).
-        opts.subreaper = under_systemd
+        opts.release_on_exit = under_systemd  # create may say no (poststart hooks)
         st = create(root, container_id, bundle, opts)
         try:
-            start(root, container_id, notify=not under_systemd)
+            if opts.release_on_exit:
+                _hand_off(st)
+            else:
+                start(root, container_id)
         except BaseException as exc:
             _delete_after_failure(root, container_id, exc)
             raise
-        return _hand_off(st) if under_systemd else 0
+        return 0
     # As a subreaper we inherit the init when the intermediate child exits, so we can
     # wait for it and return its status.
     opts.subreaper = True  # set just before the fork: ctypes loads after the cgroup work
@@ -782,42 +799,26 @@ def _exit_code(wait_status: int) -> int:
     return 128 + os.WTERMSIG(wait_status)
 
 
-def _status_code(found: os.waitid_result) -> int:
-    if found.si_code == os.CLD_EXITED:
-        return found.si_status
-    return 128 + found.si_status  # killed or dumped: si_status is the signal
-
-
 def _hand_off(st: ContainerState) -> int:
     """``run --detach`` in a Type=notify unit: make the init the unit's main process.
 
-    systemd takes a MAINPID only while that process is alive, and with READY=1 it
-    checks again that it is alive (a zombie is not): an init that exits while systemd
-    handles the message fails the unit's start and gets us SIGKILLed. So the init (our
-    child: we are its subreaper) is stopped for the hand-off: either it has exited
-    already, then we stay the main process (READY only) and exit with its status, or
-    it is stopped, certainly alive while systemd takes it, and continued after the
-    barrier. Its exit after that stays ours (a zombie) until we are gone, and then
-    systemd, its new parent, reaps it and records its status.
+    systemd takes a MAINPID only while it is alive (and with READY=1 checks that again),
+    and watches properly (stop signal, exit status) only a child of its own. So the
+    hand-off happens while the init, already systemd's child (the intermediate has
+    exited), still waits: for the end of our setup channel, then for our pidfd, that
+    is until this process has exited. Only then does it start its program, so the
+    program cannot exit while systemd handles MAINPID and READY, and we are gone before
+    systemd may have to clean up after it. READY therefore comes a few milliseconds
+    before the execve, and a failure there (startContainer hook, execve) ends the unit
+    after it was active, with the message on the init's stderr (the unit's journal).
     """
     from pycontainers.runtime import notify
 
-    pid = st.pid
-    os.kill(pid, 19)  # SIGSTOP: also reaches a PID namespace's init from its parent
-    found = os.waitid(os.P_PID, pid, os.WEXITED | os.WSTOPPED | os.WNOWAIT)
-    if found is not None and found.si_code != os.CLD_STOPPED:
-        code = _status_code(found)
-        notify.notify_message("READY=1")
-        _reap(pid)
-        if TRACE:
-            TRACE[0](f"run {st.id}: init {pid} exited before the hand-off, status {code}")
-        return code
-    try:
-        notify.notify_started(pid)
-    finally:
-        os.kill(pid, 18)  # SIGCONT
+    notify.notify_started(st.pid)
+    # no `start` will come: the state says running from here on
+    os.unlink(st.fifo)
     if TRACE:
-        TRACE[0](f"run {st.id}: systemd told MAINPID={pid} READY=1")
+        TRACE[0](f"run {st.id}: systemd told MAINPID={st.pid} READY=1; the init starts at our exit")
     return 0
 
 

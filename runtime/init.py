@@ -273,6 +273,7 @@ def run(
     listen_fds: int = 0,
     host_cgroups: dict[str, str] | None = None,
     rootless: bool = False,
+    runtime_pidfd: int = -1,
 ) -> None:
     """Set up the container and exec its process; never returns (raises on failure)."""
     process = cfg.process
@@ -321,18 +322,33 @@ def run(
     # Only once the runtime has saved the state may we wait on the fifo: if it dies
     # before that (EOF here), nobody could ever start or delete this container.
     try:
-        ch.expect("commit")
+        mode = ch.expect("commit")
     except ChannelClosed:
         raise OciRuntimeError(
             "the runtime exited before it saved the container's state: the init gives up"
         ) from None
-    ch.close()
-    # Blocks until `start` opens the fifo for reading (or the container is deleted).
-    # The write end stays open until execve closes it (O_CLOEXEC): `start` reads to EOF,
-    # so poststart hooks run only once the container's program is running.
-    wake = os.open(f"/proc/self/fd/{fifo}", os.O_WRONLY | os.O_CLOEXEC)
-    os.write(wake, b"0")
-    os.close(fifo)
+    wake = -1
+    if mode == "exit":
+        # `run --detach` under systemd: we start once the runtime has exited (EOF), so
+        # our program cannot end before systemd has taken us as the unit's main process
+        ch.recv()
+        ch.close()
+        os.close(fifo)
+        if runtime_pidfd >= 0:
+            # EOF comes as the runtime closes its files on the way out; it leaves the
+            # unit's cgroup only later, when its pidfd turns readable
+            poller = __import__("select").poll()
+            poller.register(runtime_pidfd, 1)  # POLLIN
+            poller.poll()
+            os.close(runtime_pidfd)
+    else:
+        ch.close()
+        # Blocks until `start` opens the fifo for reading (or the container is deleted).
+        # The write end stays open until execve closes it (O_CLOEXEC): `start` reads to
+        # EOF, so poststart hooks run only once the container's program is running.
+        wake = os.open(f"/proc/self/fd/{fifo}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(wake, b"0")
+        os.close(fifo)
     if TRACE:
         TRACE[0]("init: started")
     try:
@@ -343,13 +359,20 @@ def run(
         exec_process(process, program, env, compiled, listen_fds + preserve_fds)
     except BaseException as exc:
         # The setup channel is closed by now: `start` gets the failure through the fifo
-        # (and if it cannot, it goes to our stderr, the container's and the caller's).
+        # (without a `start`, or if it is gone, our stderr has it: the container's, which
+        # is the caller's, or the unit's journal).
         report_late_failure(wake, describe(exc))
         os._exit(1)
 
 
 def report_late_failure(wake: int, message: str) -> None:
-    try:
-        os.write(wake, b"E" + message.encode(errors="replace")[:3000])
-    except OSError:
-        channel.report_on_stderr(message)
+    if wake >= 0:
+        # exec_process gave SIGPIPE its default back: a reader gone must not kill us
+        _signal = __import__("_signal")
+        _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
+        try:
+            os.write(wake, b"E" + message.encode(errors="replace")[:3000])
+            return
+        except OSError:
+            pass
+    channel.report_on_stderr(message)

@@ -155,10 +155,9 @@ def test_one_shot_container_hands_its_status_to_systemd(
     result: str,
     status: str,
 ) -> None:
-    """The init exits while `run --detach` is still handing off (MAINPID, READY, BARRIER):
-    the start job succeeds, the unit ends with the container's status, and the runtime
-    is gone by itself before systemd cleans up (no SIGKILL for it). The usleep case
-    exits around the time systemd handles the notification (a race before the fix)."""
+    """A container that exits at once, or around the time systemd handles MAINPID and
+    READY: the start job succeeds, the unit ends with the container's status, and the
+    runtime is gone by itself before systemd cleans up (no SIGKILL for it)."""
     cid = f"sd-{uuid.uuid4().hex[:8]}"
     unit = f"pyc-rt-{cid}.service"
     bundle = _bundle(sandbox_workdir, guest_rootfs, script)
