@@ -84,7 +84,7 @@ def test_container_init_becomes_the_units_main_pid(
     unit = f"pyc-rt-{cid}.service"
     bundle = _bundle(sandbox_workdir, guest_rootfs, "trap 'exit 0' TERM; while :; do sleep 1; done")
     try:
-        _start_unit(systemd, unit, bundle, cid)
+        _start_unit(systemd, unit, bundle, cid, "--property=KillMode=mixed")  # as the engine
         props = _show(systemd, unit, "MainPID", "ActiveState", "SubState", "ControlGroup")
         assert (props["ActiveState"], props["SubState"]) == ("active", "running")
         state = json.loads(systemd.exec(RUNTIME, "--root", STATE, "state", cid).stdout)
@@ -96,6 +96,9 @@ def test_container_init_becomes_the_units_main_pid(
         ).stdout.split()  # fmt: skip
         assert comms and not [c for c in comms if c.startswith("python")]
         systemd.systemctl("stop", unit)
+        # the stop signal reached the init (its trap exits 0): systemd watched it as its
+        # own child, not as an "alien" main PID it can only SIGKILL
+        assert _show(systemd, unit, "Result")["Result"] == "success"
         eventually(
             lambda: (
                 systemd.exec(RUNTIME, "--root", STATE, "state", cid, check=False).returncode != 0
