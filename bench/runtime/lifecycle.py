@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-V1VIEW = Path("/work/shared/reference/runtime-v1view.sh")
+V1VIEW = Path(__file__).resolve().parent / "v1view.sh"
 VENV_PY = REPO / ".venv" / "bin" / "python"
 
 sys.path.insert(0, str(REPO))
