@@ -7,7 +7,7 @@ hits all runtimes alike:
   run   one `run` command (create + start + wait + delete in one process, as `runc run`)
   split four commands: `create`, `start`, wait for the init to exit (polling /proc from
         here, no extra process), `delete`
-The whole benchmark runs inside runtime-v1view.sh (a private mount namespace showing the
+The whole benchmark runs inside bench/runtime/v1view.sh (a private mount namespace showing the
 cgroup v1 hierarchies only) because crun 1.8 refuses this hybrid host otherwise; all three
 runtimes see the same view. Prints medians per runtime and ratios to runc and crun.
 """
