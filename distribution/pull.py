@@ -76,12 +76,24 @@ async def pull_ref(
     """
     if connect.registries.is_blocked(ref.name):
         raise TransportError(f"{ref}: the registry is blocked in registries.conf")
+    src = DockerSource(DockerName(ref), open_client(ref, connect))
+    return await _copy_into_store(src, ref, store_root, options, progress, unpack_into)
+
+
+async def _copy_into_store(
+    src: ImageSource,
+    ref: ImageRef,
+    store_root: Path,
+    options: CopyOptions | None,
+    progress: CopyProgress | None,
+    unpack_into: LayerStore | None,
+) -> PullResult:
+    """Copy ``src`` into the store as ``ref`` (closing ``src``), unpacking on the way if asked."""
     if unpack_into is not None:
         from pycontainers.distribution.pullunpack import UnpackDuringPull
 
         sink = UnpackDuringPull(ContentStore(store_root), unpack_into)
         options = replace(options or CopyOptions(), unpack=sink)
-    src = DockerSource(DockerName(ref), open_client(ref, connect))
     try:
         dst = await LayoutDestination(
             StoreName(str(ref)), ContentStore(store_root), str(ref)
@@ -121,23 +133,8 @@ async def pull_local(
 ) -> PullResult:
     """Copy an ``oci:`` or ``dir:`` image into the store (trust-checked by ``copy_image``)."""
     ref = local_store_name(name)
-    if unpack_into is not None:
-        from pycontainers.distribution.pullunpack import UnpackDuringPull
-
-        sink = UnpackDuringPull(ContentStore(store_root), unpack_into)
-        options = replace(options or CopyOptions(), unpack=sink)
     src: ImageSource = oci_source(name) if isinstance(name, OciName) else DirSource(name)
-    try:
-        dst = await LayoutDestination(
-            StoreName(str(ref)), ContentStore(store_root), str(ref)
-        ).open()
-        try:
-            result = await copy_image(src, dst, options, progress)
-        finally:
-            await dst.aclose()
-    finally:
-        await src.aclose()
-    return PullResult(ref, result)
+    return await _copy_into_store(src, ref, store_root, options, progress, unpack_into)
 
 
 async def pull(
