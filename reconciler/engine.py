@@ -9,18 +9,16 @@ none, the pass changes nothing rather than pruning what runs.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import fcntl
 import json
 import logging
-import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Protocol
 
 from pycontainers.distribution.reference import ImageRef
+from pycontainers.distribution.store import FileLock
 from pycontainers.reconciler.apply import Applier, Outcome
 from pycontainers.reconciler.desired import DesiredState, load_desired
 from pycontainers.reconciler.errors import ReconcilerError, SourceError
@@ -108,21 +106,14 @@ def write_suspension(paths: EnginePaths, suspension: Suspension) -> None:
 @contextlib.asynccontextmanager
 async def engine_lock(paths: EnginePaths) -> AsyncIterator[None]:
     paths.engine_state.mkdir(parents=True, exist_ok=True)
-    fd = os.open(paths.engine_state / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    lock = FileLock(paths.engine_state / "lock")
+    if not lock.try_acquire():
+        log.info("waiting for another pass (the daemon or an apply) to finish")
+        await lock.acquire_async()
     try:
-        waited = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not waited:
-                    log.info("waiting for another pass (the daemon or an apply) to finish")
-                    waited = True
-                await asyncio.sleep(0.1)
         yield
     finally:
-        os.close(fd)  # releases the lock
+        lock.release()
 
 
 @dataclass(frozen=True)
