@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -140,16 +140,8 @@ def actual_state_json(state: ActualState) -> str:
     """The inverse of ``read_actual_state``: for tests, tools and the daemon's status dir."""
     containers = [
         _ContainerRecord(
-            name=c.name,
-            unit_exists=c.unit_exists,
-            active_state=c.active_state,
-            sub_state=c.sub_state,
-            result=c.result,
-            applied_hash=c.applied_hash,
-            image_digest=c.image_digest,
-            restarts=c.restarts,
-            source_file=c.source_file,
-            applied_spec=dict(c.applied_spec) if c.applied_spec is not None else None,
+            **{f.name: getattr(c, f.name) for f in fields(c)}
+            | {"applied_spec": dict(c.applied_spec) if c.applied_spec is not None else None}
         ).model_dump(by_alias=True, exclude_none=True)
         for c in sorted(state.containers.values(), key=lambda c: c.name)
     ]
