@@ -29,6 +29,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(BASE_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pycontainers.runtime.launcher
 	touch $@
 
 lint: deps

@@ -4,17 +4,22 @@ Start latency matters here: this package is imported once per container start, s
 nothing in it may import pydantic, httpx, dbus-next or asyncio on the start path (nor
 argparse, json's regex machinery, enum or typing: see bench/README.md).
 
-Process model (runc's, see ``container`` and ``init``): ``create`` forks an intermediate
-child that joins or creates the namespaces and forks the container's init (PID 1 of a
-new PID namespace); the init sets up the rootfs and credentials, reports ``ready`` over
-a pipe, waits for the runtime's ``commit`` (the state is saved; if the runtime dies
-first, the init sees EOF and exits) and blocks on ``<root>/<id>/exec.fifo`` until
-``start`` opens it, then execs the program. A failure after that (startContainer hook,
-seccomp, execve) goes back to ``start`` through the fifo.
-While the init mounts, the runtime writes the cgroup limits and moves the init
-into the container's cgroups (with a new cgroup namespace the intermediate child moves
-itself first instead). State lives under ``--root`` so any later process can
-``state``/``kill``/``delete``.
+Process model (see ``container`` and ``init``): ``create`` forks the container's init
+directly, after unsharing a new PID namespace (or joining one by path) for that fork
+only; the init enters the other namespaces itself. With a user namespace, or for the
+systemd hand-off, it forks like runc instead: an intermediate child creates the
+namespaces and forks the init (PID 1 of the new PID namespace). The init sets up the
+rootfs and credentials, reports ``ready`` over a pipe, waits for the runtime's
+``commit`` (the state is saved; if the runtime dies first, the init sees EOF and exits)
+and blocks on ``<root>/<id>/exec.fifo`` until ``start`` opens it, then execs the
+program. A failure after that (startContainer hook, seccomp, execve) goes back to
+``start`` through the fifo. A foreground ``run`` has no fifo: the init execs as soon as
+the state is saved, and the runtime learns of the execve (or its failure) on the pipe.
+The cgroup directories exist before the fork; the runtime writes the limits while the
+init sets up, and moves the init in at its first request (with a new cgroup namespace
+before the init unshares it; through an intermediate, as soon as the init's pid is
+known). State lives under ``--root`` so any later process can ``state``/``kill``/
+``delete``.
 
 Rootless: an unprivileged user's own uid/gid are mapped directly (setgroups denied
 first), larger mappings through newuidmap/newgidmap and /etc/subuid, /etc/subgid; the

@@ -1,9 +1,10 @@
 """The lifecycle verbs: create, start, kill, delete, and run (= create + start + wait).
 
 Each verb loads the state, checks the status predicate (``can_start`` ...), acts, and
-saves atomically. ``create`` forks twice like runc's nsexec: the intermediate child
-enters or creates the namespaces (a new PID namespace only applies to children, hence
-the second fork) and exits; the grandchild is the container's init (see ``init``).
+saves atomically. ``create`` forks the init directly when it can (``_launch_init``: one
+Python fork, the runtime's cgroup work overlapping the init's setup) and like runc's
+nsexec otherwise (``_launch_via_intermediate``: an intermediate child enters the
+namespaces, a new PID namespace only applies to children, and forks the init).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from pycontainers.runtime.state import ContainerState, ContainerStatus
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pycontainers.runtime.cgroups import CgroupManager
 
 # setns order: the user namespace first (it owns the others), mount last (after it the
@@ -54,6 +57,7 @@ class CreateOptions:
         "preserve_fds",
         "release_on_exit",
         "seccomp_cache",
+        "start_now",
         "subreaper",
     )
 
@@ -74,14 +78,23 @@ class CreateOptions:
         self.subreaper = False  # become the init's parent when the intermediate exits
         # the init starts its program once this process has exited (see _hand_off)
         self.release_on_exit = False
+        # the init starts its program as soon as the state is saved (foreground run: no
+        # exec.fifo, no separate `start`; see _create)
+        self.start_now = False
 
 
-def _cgroup_manager(cfg: configmod.Config, container_id: str, limits: bool) -> CgroupManager:
+def _cgroup_manager(
+    cfg: configmod.Config,
+    container_id: str,
+    limits: bool,
+    before_create: Callable[[CgroupManager], None],
+) -> CgroupManager:
     """Create the container's cgroups (and with ``limits``, apply them too)."""
     from pycontainers.runtime import cgroups
 
     try:
         manager = cgroups.manager_for(cfg.cgroups_path, container_id, rootless=os.geteuid() != 0)
+        before_create(manager)
         manager.create()
     except cgroups.CgroupError as exc:
         raise CgroupSetupError(f"cgroup: {exc}") from exc
@@ -216,14 +229,24 @@ def _namespace_flags() -> dict[str, int]:
     }
 
 
-def _enter_namespaces(cfg: configmod.Config, ch: Channel) -> None:
-    """In the intermediate child: join namespaces given by path, then unshare new ones."""
+def _enter_namespaces(
+    cfg: configmod.Config, ch: Channel, *, pid_done: bool = False, await_cgroup: bool = False
+) -> None:
+    """Join the namespaces given by path, then unshare the new ones.
+
+    In the intermediate child; or in the init itself when the runtime forked it
+    directly (``pid_done``: the runtime already chose its PID namespace). With
+    ``await_cgroup``, the new cgroup namespace comes last, once the runtime says the init
+    is in its cgroups ("placed"): the namespace's root is the cgroup it is in then.
+    """
     # libc (ctypes) is imported where it is used: start, state, kill and delete need none
     from pycontainers.runtime import libc
 
     flag_of = _namespace_flags()
     joins = []
     for kind in _JOIN_ORDER:
+        if pid_done and kind == "pid":
+            continue
         ns = cfg.namespace(kind)
         if ns is not None and ns.path:
             try:
@@ -247,10 +270,16 @@ def _enter_namespaces(cfg: configmod.Config, ch: Channel) -> None:
         os.setresuid(0, 0, 0)
     flags = 0
     for kind in new:
-        if kind != "user":
+        if kind != "user" and not (pid_done and kind == "pid"):
             flags |= flag_of[kind]
+    if await_cgroup:
+        flags &= ~libc.CLONE_NEWCGROUP
     if flags:
         libc.unshare(flags)
+    if await_cgroup:
+        ch.send("place")
+        ch.expect("placed")
+        libc.unshare(libc.CLONE_NEWCGROUP)
 
 
 def _child_main(
@@ -258,12 +287,12 @@ def _child_main(
     ch: Channel,
     parent: Channel,
     container_id: str,
-    fifo: str,
+    fifo: str | None,
     opts: CreateOptions,
     manager: CgroupManager | None,
     placed: CgroupManager | None,
 ) -> None:
-    """The intermediate child; exits, never returns.
+    """The intermediate child (with a user namespace); exits, never returns.
 
     It moves itself into ``manager``'s cgroups; ``placed`` are the cgroups the runtime
     moves the init into instead (see create).
@@ -280,7 +309,7 @@ def _child_main(
             console = ConsoleSocket.connect(opts.console_socket)
         # Opened here, before any namespace change: the state directory is private to the
         # host's root, and a user-namespaced init could not reach it by path.
-        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC) if fifo else -1
         from pycontainers.runtime import rootfs
 
         host_cgroups = rootfs.own_cgroups()  # the host's view, before a new cgroup namespace
@@ -353,6 +382,28 @@ def _wait_gone(pid: int, start_time: object, timeout: float) -> bool:
 
 def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> ContainerState:
     """Set up the container and leave its init waiting for `start`; prints nothing."""
+    return _create(root, container_id, bundle, opts)[0]
+
+
+class _Launch:
+    """What a create has started so far: what a failure must undo."""
+
+    __slots__ = ("channel", "init_pid", "manager", "middle", "to_move")
+
+    def __init__(self) -> None:
+        self.init_pid = 0
+        self.middle = 0
+        self.manager: CgroupManager | None = None
+        # cgroups the runtime moves the init into, at its first request (see _setup_dialogue)
+        self.to_move: CgroupManager | None = None
+        self.channel: Channel | None = None
+
+
+def _create(
+    root: str, container_id: str, bundle: str, opts: CreateOptions
+) -> tuple[ContainerState, Channel | None]:
+    """create; with ``opts.start_now`` also returns the setup channel, whose EOF says the
+    init has exec'd its program (an ``error`` message instead: it failed)."""
     cfg = configmod.load(bundle)
     if cfg.process is None:
         raise ConfigError(
@@ -375,26 +426,19 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
         os.mkdir(st.dir, 0o700)
     except FileExistsError:
         raise ContainerExists(container_id) from None
-    init_pid = 0
-    manager = None
+    mode = "now" if opts.start_now else "exit" if opts.release_on_exit else ""
+    launch = _Launch()
     try:
-        old_umask = os.umask(0)
-        try:
-            os.mkfifo(st.fifo, 0o622)
-        finally:
-            os.umask(old_umask)
-        if cfg.namespace("user") is not None:
-            os.chown(st.fifo, _host_id(cfg.uid_mappings, 0), _host_id(cfg.gid_mappings, 0))
-        # Who moves into the cgroups: with a new cgroup namespace the intermediate child
-        # itself, before unsharing (the namespace's root is the cgroup it is in then);
-        # otherwise this process writes the limits and moves the init while the init sets
-        # up its rootfs, so that work and the kernel's attach wait (an RCU grace period,
-        # ~10 ms) overlap it.
-        ns = cfg.namespace("cgroup")
-        child_moves = ns is not None and not ns.path
-        manager = _cgroup_manager(cfg, container_id, limits=child_moves)
-        parent, child = Channel.pair()
-        cgroup_paths = manager.paths() if manager is not None else {}
+        fifo = None
+        if not mode:
+            fifo = st.fifo
+            old_umask = os.umask(0)
+            try:
+                os.mkfifo(fifo, 0o622)
+            finally:
+                os.umask(old_umask)
+            if cfg.namespace("user") is not None:
+                os.chown(fifo, _host_id(cfg.uid_mappings, 0), _host_id(cfg.gid_mappings, 0))
         st.data = {
             "id": container_id,
             "pid": 0,
@@ -403,66 +447,218 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
             "created": state.timestamp(),
             "owner": "",
             "config": cfg.raw,
-            "cgroup_paths": cgroup_paths,
         }
-        # What a create killed from here on leaves must be deletable: the cgroups'
-        # places, and "creating" until the full state replaces it.
-        creating = {
-            "id": container_id,
-            "creating": True,
-            "bundle": cfg.bundle,
-            "cgroup_paths": cgroup_paths,
-        }
-        ContainerState(root, container_id, creating).save()
-        if TRACE:
-            TRACE[0](
-                f"create {container_id}: config {cfg.bundle}/config.json,"
-                f" cgroups {' '.join(sorted(set(cgroup_paths.values())))}"
-            )
-        if opts.subreaper:
-            from pycontainers.runtime import libc
-
-            libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
-        middle = os.fork()
-        if middle == 0:
-            _child_main(
-                cfg,
-                child,
-                parent,
-                container_id,
-                st.fifo,
-                opts,
-                manager if child_moves else None,
-                None if child_moves else manager,
-            )
-        cgroup_prewarm.stop()
-        child.close()
+        if cfg.namespace("user") is None and not opts.release_on_exit:
+            _launch_init(cfg, st, fifo, opts, launch)
+        else:
+            _launch_via_intermediate(cfg, st, fifo, opts, launch)
+        parent = launch.channel
+        assert parent is not None
         try:
-            init_pid = _setup_dialogue(parent, middle, cfg, st, None if child_moves else manager)
+            init_pid = _setup_dialogue(parent, launch.middle, cfg, st, launch)
             if "_PYCONTAINERS_RUNTIME_DIE_BEFORE_COMMIT" in os.environ:
                 os.kill(os.getpid(), 9)  # tests: a create killed between ready and commit
-            st.data["pid"] = init_pid
-            st.data["pid_start"] = state.process_start_time(init_pid)
             if opts.pid_file:
                 st.data["pid_file"] = os.path.abspath(opts.pid_file)
             st.save()
             if opts.pid_file:
                 _write_pid_file(opts.pid_file, init_pid)
-            # the init waits for this before it blocks on the fifo (see init.run), or
-            # with "exit" until our end of the channel closes, at our exit
-            parent.send("commit", "exit" if opts.release_on_exit else "")
+            # the init waits for this before it blocks on the fifo (see init.run); with
+            # "exit" it then waits until our end of the channel closes, at our exit; with
+            # "now" it execs at once
+            parent.send("commit", mode)
             if TRACE:
-                TRACE[0](f"create {container_id}: state saved, init pid {init_pid} waits for start")
+                TRACE[0](f"create {container_id}: state saved, init {init_pid} ({mode or 'fifo'})")
         finally:
-            if not opts.release_on_exit or init_pid == 0:
+            if not mode or launch.init_pid == 0:
                 parent.close()
-            _reap(middle)
+            elif mode == "now":
+                parent.close_write()
+            if launch.middle:
+                _reap(launch.middle)
     except BaseException:
-        if init_pid:
-            _kill_and_reap(init_pid)
-        _remove_state(st, manager)
+        if launch.channel is not None:
+            launch.channel.close()
+        if launch.init_pid:
+            _kill_and_reap(launch.init_pid)
+        _remove_state(st, launch.manager)
         raise
-    return st
+    return st, parent if mode == "now" else None
+
+
+def _save_creating(st: ContainerState, cgroup_paths: dict[str, str]) -> None:
+    """What a create killed from here on leaves must be deletable: the cgroups' places,
+    and "creating" until the full state replaces it."""
+    st.data["cgroup_paths"] = cgroup_paths
+    creating = {
+        "id": st.id,
+        "creating": True,
+        "bundle": st.data["bundle"],
+        "cgroup_paths": cgroup_paths,
+    }
+    ContainerState(st.root, st.id, creating).save()
+
+
+def _launch_init(
+    cfg: configmod.Config,
+    st: ContainerState,
+    fifo: str | None,
+    opts: CreateOptions,
+    launch: _Launch,
+) -> None:
+    """Fork the init directly (no user namespace): one Python fork, not runc's two.
+
+    A new PID namespace applies to children only, so this process unshares it (or joins
+    one by path) just for the fork and then returns to its own; the init enters the other
+    namespaces itself. The cgroup directories exist before the fork (the init may mount
+    them), the limits are written while the init sets up, and the init moves in as late
+    as possible: at its first request (hooks, ready, or "place" before it unshares a new
+    cgroup namespace), so the cgroup attach wait the warm-up pays (see cgroup_prewarm)
+    is over by then.
+    """
+    manager = _cgroup_manager(
+        cfg, st.id, limits=False, before_create=lambda m: _save_creating(st, m.paths())
+    )
+    launch.manager = manager
+    launch.to_move = manager
+    from pycontainers.runtime import libc, rootfs
+
+    # where the init will be, as its own /proc/self/cgroup will say (cgroup mounts)
+    host_cgroups = manager.as_proc_cgroup(rootfs.own_cgroups())
+    ns = cfg.namespace("cgroup")
+    await_cgroup = ns is not None and not ns.path
+    pidns = cfg.namespace("pid")
+    own_pidns = -1
+    parent, child = Channel.pair()
+    launch.channel = parent
+    if TRACE:
+        TRACE[0](
+            f"create {st.id}: config {cfg.bundle}/config.json,"
+            f" cgroups {' '.join(sorted(set(manager.paths().values())))}"
+        )
+    if pidns is not None:
+        own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if pidns is not None and pidns.path:
+            try:
+                target = os.open(pidns.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise SyscallError(
+                    "open namespace", pidns.path, exc.errno or 0, "linux.namespaces pid"
+                ) from exc
+            try:
+                libc.setns(target, libc.CLONE_NEWPID, pidns.path)
+            finally:
+                os.close(target)
+        elif pidns is not None:
+            libc.unshare(libc.CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            _init_main(cfg, child, parent, fifo, opts, host_cgroups, await_cgroup)
+    finally:
+        if own_pidns >= 0:
+            libc.setns(own_pidns, libc.CLONE_NEWPID, "/proc/self/ns/pid")
+            os.close(own_pidns)
+    launch.init_pid = pid
+    if TRACE:
+        TRACE[0](f"create {st.id}: init pid {pid}")
+    child.close()
+    st.data["pid"] = pid
+    st.data["pid_start"] = state.process_start_time(pid)
+    _apply_limits(manager, cfg)
+
+
+def _init_main(
+    cfg: configmod.Config,
+    ch: Channel,
+    parent: Channel,
+    fifo: str | None,
+    opts: CreateOptions,
+    host_cgroups: dict[str, str],
+    await_cgroup: bool,
+) -> None:
+    """The init forked directly by the runtime; never returns."""
+    parent.close()
+    try:
+        console = None
+        if opts.console_socket:
+            from pycontainers.runtime.console import ConsoleSocket
+
+            console = ConsoleSocket.connect(opts.console_socket)
+        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC) if fifo else -1
+        _enter_namespaces(cfg, ch, pid_done=True, await_cgroup=await_cgroup)
+        if TRACE:
+            TRACE[0](f"init: namespaces {' '.join(ns.type for ns in cfg.namespaces)}")
+        from pycontainers.runtime import init
+
+        init.run(
+            cfg,
+            ch,
+            fifo_fd,
+            opts.no_pivot,
+            console,
+            opts.seccomp_cache,
+            opts.preserve_fds,
+            opts.listen_fds,
+            host_cgroups,
+            False,
+        )
+    except BaseException as exc:
+        ch.send_error(describe(exc))
+    finally:
+        os._exit(1)
+
+
+def _launch_via_intermediate(
+    cfg: configmod.Config,
+    st: ContainerState,
+    fifo: str | None,
+    opts: CreateOptions,
+    launch: _Launch,
+) -> None:
+    """runc's way: an intermediate child enters or creates the namespaces (with a user
+    namespace, the runtime writes its id maps) and forks the init into them.
+
+    Needed with a user namespace (it must own the PID namespace), and for the systemd
+    hand-off (see _hand_off): systemd watches a MAINPID as its own child only if it is
+    one when told, and the init becomes systemd's child when the intermediate exits.
+    """
+    # Who moves into the cgroups: with a new cgroup namespace the intermediate child
+    # itself, before unsharing (the namespace's root is the cgroup it is in then);
+    # otherwise this process writes the limits and moves the init while the init sets
+    # up its rootfs, so that work and the kernel's attach wait overlap it.
+    ns = cfg.namespace("cgroup")
+    child_moves = ns is not None and not ns.path
+    manager = _cgroup_manager(
+        cfg, st.id, limits=child_moves, before_create=lambda m: _save_creating(st, m.paths())
+    )
+    launch.manager = manager
+    parent, child = Channel.pair()
+    launch.channel = parent
+    if TRACE:
+        TRACE[0](
+            f"create {st.id}: config {cfg.bundle}/config.json,"
+            f" cgroups {' '.join(sorted(set(manager.paths().values())))}"
+        )
+    if opts.subreaper:
+        from pycontainers.runtime import libc
+
+        libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+    middle = os.fork()
+    if middle == 0:
+        _child_main(
+            cfg,
+            child,
+            parent,
+            st.id,
+            fifo,
+            opts,
+            manager if child_moves else None,
+            None if child_moves else manager,
+        )
+    launch.middle = middle
+    cgroup_prewarm.stop()
+    child.close()
 
 
 def _setup_dialogue(
@@ -470,15 +666,19 @@ def _setup_dialogue(
     middle: int,
     cfg: configmod.Config,
     st: ContainerState,
-    manager: CgroupManager | None,
+    launch: _Launch,
 ) -> int:
     """Serve the children's requests until the init reports ``ready``; returns its pid.
 
-    With a ``manager``, its limits are applied and the init is moved into its cgroups as
-    soon as the init's pid is known, before any request of the init is served (hooks)
-    and before ``ready``: until then the init only mounts, and it forks nothing.
+    Through an intermediate child (``middle``) the init's pid comes as a message; then,
+    without a new cgroup namespace, its limits are applied and it is moved into its
+    cgroups at once. An init forked directly is moved at its first request. Either way
+    that is before any request is served (hooks) and before ``ready``: until then the
+    init only mounts, and it forks nothing.
     """
-    init_pid = 0
+    init_pid = launch.init_pid
+    ns = cfg.namespace("cgroup")
+    we_move = middle and not (ns is not None and not ns.path)
     pending: list[str] = []
     while True:
         msg = ch.recv()
@@ -488,25 +688,35 @@ def _setup_dialogue(
         if kind == "error":
             if init_pid:
                 _kill_and_reap(init_pid)
+                launch.init_pid = 0
             raise OciRuntimeError(json.loads(payload))
         if kind == "userns":
             if TRACE:
                 TRACE[0](f"create {st.id}: writing the id maps of {middle}")
             _write_id_maps(middle, cfg)
             ch.send("go")
-        elif kind == "pid":
+            continue
+        if kind == "pid":
             init_pid = int(payload)
+            launch.init_pid = init_pid
             if TRACE:
                 TRACE[0](f"create {st.id}: init pid {init_pid}")
             st.data["pid"] = init_pid
             st.data["pid_start"] = state.process_start_time(init_pid)
-            if manager is not None:
-                try:
-                    _apply_limits(manager, cfg)
-                    _move_init(manager, init_pid)
-                except BaseException:
-                    _kill_and_reap(init_pid)
-                    raise
+            if we_move and launch.manager is not None:
+                _apply_limits(launch.manager, cfg)
+                _move_init(launch.manager, init_pid)
+            continue
+        if launch.to_move is not None:
+            try:
+                _move_init(launch.to_move, init_pid)
+            finally:
+                cgroup_prewarm.stop()
+            launch.to_move = None
+            if TRACE:
+                TRACE[0](f"create {st.id}: init {init_pid} moved into its cgroups")
+        if kind == "place":
+            ch.send("placed")
         else:
             pending.append(kind)
         while init_pid and pending:
@@ -617,6 +827,13 @@ def start(root: str, container_id: str, notify: bool = True) -> ContainerState:
         raise OciRuntimeError(received[2:].decode(errors="replace"))
     if TRACE:
         TRACE[0](f"start {container_id}: init {st.pid} exec'd the program")
+    _started(st, notify)
+    return st
+
+
+def _started(st: ContainerState, notify: bool) -> None:
+    """After the program's execve: poststart hooks, then (with ``notify``) the systemd
+    notification that makes the init the unit's main process."""
     poststart = _hooks_of(st, "poststart")
     if poststart:
         from pycontainers.runtime import hooks
@@ -630,8 +847,7 @@ def start(root: str, container_id: str, notify: bool = True) -> ContainerState:
         from pycontainers.runtime import notify as sd_notify
 
         if sd_notify.notify_started(st.pid) and TRACE:
-            TRACE[0](f"start {container_id}: systemd told MAINPID={st.pid} READY=1")
-    return st
+            TRACE[0](f"start {st.id}: systemd told MAINPID={st.pid} READY=1")
 
 
 def warn(message: str) -> None:
@@ -753,10 +969,11 @@ def run(root: str, container_id: str, bundle: str, opts: CreateOptions, detach: 
             _delete_after_failure(root, container_id, exc)
             raise
         return 0
-    # As a subreaper we inherit the init when the intermediate child exits, so we can
-    # wait for it and return its status.
-    opts.subreaper = True  # set just before the fork: ctypes loads after the cgroup work
-    st = create(root, container_id, bundle, opts)
+    # The init is our child, or with a user namespace the intermediate's: as a subreaper
+    # we inherit it when the intermediate exits, so we can wait for it either way.
+    opts.subreaper = True
+    opts.start_now = True
+    st, channel = _create(root, container_id, bundle, opts)
     try:
         # _signal, not signal: the latter builds IntEnums at import (milliseconds per start);
         # the interpreter loaded _signal at startup, and importlib would cost its own import
@@ -770,8 +987,17 @@ def run(root: str, container_id: str, bundle: str, opts: CreateOptions, detach: 
 
         for sig in FORWARDED_SIGNALS:
             _signal.signal(sig, forward)
+        assert channel is not None
+        try:
+            msg = channel.recv()  # EOF: the init exec'd its program
+        finally:
+            channel.close()
+        if msg is not None and msg[0] == "error":
+            raise OciRuntimeError(json.loads(msg[1]))
+        if TRACE:
+            TRACE[0](f"run {container_id}: init {st.pid} exec'd the program")
         # we stay the unit's main process (its exit status is the container's): READY only
-        start(root, container_id, notify=False)
+        _started(st, notify=False)
         if under_systemd:
             from pycontainers.runtime import notify
 
@@ -815,8 +1041,7 @@ def _hand_off(st: ContainerState) -> int:
     from pycontainers.runtime import notify
 
     notify.notify_started(st.pid)
-    # no `start` will come: the state says running from here on
-    os.unlink(st.fifo)
+    # no `start` will come (and there is no exec.fifo): the state says running already
     if TRACE:
         TRACE[0](f"run {st.id}: systemd told MAINPID={st.pid} READY=1; the init starts at our exit")
     return 0

@@ -333,7 +333,6 @@ def run(
         # our program cannot end before systemd has taken us as the unit's main process
         ch.recv()
         ch.close()
-        os.close(fifo)
         if runtime_pidfd >= 0:
             # EOF comes as the runtime closes its files on the way out; it leaves the
             # unit's cgroup only later, when its pidfd turns readable
@@ -341,6 +340,10 @@ def run(
             poller.register(runtime_pidfd, 1)  # POLLIN
             poller.poll()
             os.close(runtime_pidfd)
+    elif mode == "now":
+        # foreground `run`: no `start` comes; the runtime learns of the execve from the
+        # EOF of our end of the channel (O_CLOEXEC), or of a failure from its message
+        ch.close_read()
     else:
         ch.close()
         # Blocks until `start` opens the fifo for reading (or the container is deleted).
@@ -348,6 +351,7 @@ def run(
         # EOF, so poststart hooks run only once the container's program is running.
         wake = os.open(f"/proc/self/fd/{fifo}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(wake, b"0")
+    if fifo >= 0:
         os.close(fifo)
     if TRACE:
         TRACE[0]("init: started")
@@ -358,10 +362,13 @@ def run(
             hooks.run_hooks("startContainer", cfg.hooks["startContainer"], ch.state)
         exec_process(process, program, env, compiled, listen_fds + preserve_fds)
     except BaseException as exc:
-        # The setup channel is closed by now: `start` gets the failure through the fifo
-        # (without a `start`, or if it is gone, our stderr has it: the container's, which
-        # is the caller's, or the unit's journal).
-        report_late_failure(wake, describe(exc))
+        # The setup channel is closed by now (but with "now"): `start` gets the failure
+        # through the fifo (without a `start`, or if it is gone, our stderr has it: the
+        # container's, which is the caller's, or the unit's journal).
+        if mode == "now":
+            ch.send_error(describe(exc))
+        else:
+            report_late_failure(wake, describe(exc))
         os._exit(1)
 
 

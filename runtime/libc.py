@@ -2,16 +2,79 @@
 
 One place for flag constants and for turning a failed call into ``SyscallError``
 (op + path + errno). Everything here is a thin wrapper: no policy.
+
+It binds through ``_ctypes``, the C half of ``ctypes``, with the few C types it needs
+defined here as ``ctypes`` defines them: importing ``ctypes`` itself (which builds
+dozens of types and imports ``struct`` and ``types``) costs ~2 ms on every container
+start, more than all the calls made here.
 """
 
 from __future__ import annotations
 
-import ctypes
+import _ctypes
 import os
+from _ctypes import Structure, byref, get_errno, sizeof
 
 from pycontainers.runtime.errors import MountError, SyscallError
 
-_libc = ctypes.CDLL(None, use_errno=True)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    _SimpleCData = _ctypes._SimpleCData[object]
+else:
+    _SimpleCData = _ctypes._SimpleCData  # not subscriptable at run time
+
+
+class c_int(_SimpleCData):
+    _type_ = "i"
+
+
+class c_uint(_SimpleCData):
+    _type_ = "I"
+
+
+class c_long(_SimpleCData):
+    _type_ = "l"
+
+
+class c_ulong(_SimpleCData):
+    _type_ = "L"
+
+
+class c_char_p(_SimpleCData):
+    _type_ = "z"
+
+
+class c_void_p(_SimpleCData):
+    _type_ = "P"
+
+
+# x86_64 and aarch64 Linux are LP64: int is 32 bits, long 64
+c_uint32 = c_uint
+c_uint64 = c_ulong
+
+
+class _Function(_ctypes.CFuncPtr):
+    """A libc function as ``ctypes.CDLL(None, use_errno=True)`` binds it."""
+
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+    _restype_ = c_int
+
+
+class _Process:
+    _handle = _ctypes.dlopen(None, os.RTLD_LAZY)  # type: ignore[arg-type]  # NULL: this process
+
+
+class _Libc:
+    """The symbols below, bound on first use."""
+
+    def __getattr__(self, name: str) -> _Function:
+        # (name, anything with the library's _handle), as CDLL.__getattr__ passes it
+        func = _Function((name, _Process))  # type: ignore[arg-type]
+        setattr(self, name, func)
+        return func
+
+
+_libc = _Libc()
 
 # clone(2) / unshare(2) / setns(2) namespace flags
 CLONE_NEWNS = 0x00020000
@@ -75,11 +138,10 @@ RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
-_libc.mount.argtypes.append(ctypes.c_char_p)
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.syscall.restype = ctypes.c_long
-_libc.signal.restype = ctypes.c_void_p
+_libc.mount.argtypes = (c_char_p, c_char_p, c_char_p, c_ulong, c_char_p)
+_libc.umount2.argtypes = (c_char_p, c_int)
+_libc.syscall.restype = c_long
+_libc.signal.restype = c_void_p
 
 
 def _enc(value: str | None) -> bytes | None:
@@ -87,7 +149,7 @@ def _enc(value: str | None) -> bytes | None:
 
 
 def _errno() -> int:
-    return ctypes.get_errno()
+    return int(get_errno())
 
 
 def mount(
@@ -141,10 +203,10 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     result = int(
         _libc.prctl(
             option,
-            ctypes.c_ulong(arg2),
-            ctypes.c_ulong(arg3),
-            ctypes.c_ulong(arg4),
-            ctypes.c_ulong(arg5),
+            c_ulong(arg2),
+            c_ulong(arg3),
+            c_ulong(arg4),
+            c_ulong(arg5),
         )
     )
     if result < 0:
@@ -152,16 +214,16 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     return result
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _CapHeader(Structure):
+    _fields_ = (("version", c_uint32), ("pid", c_int))
 
 
-class _CapData(ctypes.Structure):
-    _fields_ = [
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
-    ]
+class _CapData(Structure):
+    _fields_ = (
+        ("effective", c_uint32),
+        ("permitted", c_uint32),
+        ("inheritable", c_uint32),
+    )
 
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -174,23 +236,23 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = (effective >> shift) & 0xFFFFFFFF
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    if _libc.capset(ctypes.byref(header), data) != 0:
+    if _libc.capset(byref(header), data) != 0:
         raise SyscallError("capset", "", _errno())
 
 
 def close_range_cloexec(first: int) -> None:
     """Mark every fd >= first close-on-exec, so no host fd reaches the container."""
-    if _libc.syscall(SYS_CLOSE_RANGE, first, ctypes.c_uint(0xFFFFFFFF), CLOSE_RANGE_CLOEXEC):
+    if _libc.syscall(SYS_CLOSE_RANGE, first, c_uint(0xFFFFFFFF), CLOSE_RANGE_CLOEXEC):
         raise SyscallError("close_range", "", _errno())
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+class _OpenHow(Structure):
+    _fields_ = (("flags", c_uint64), ("mode", c_uint64), ("resolve", c_uint64))
 
 
 def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
     how = _OpenHow(flags, 0, resolve)
-    fd = int(_libc.syscall(SYS_OPENAT2, dirfd, _enc(path), ctypes.byref(how), ctypes.sizeof(how)))
+    fd = int(_libc.syscall(SYS_OPENAT2, dirfd, _enc(path), byref(how), sizeof(how)))
     if fd < 0:
         raise SyscallError("openat2", path, _errno())
     return fd
@@ -203,4 +265,4 @@ def reset_signals() -> None:
     """Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across
     execve(2): give the container's program the default dispositions back."""
     for signum in (_SIGPIPE, _SIGXFSZ):
-        _libc.signal(signum, ctypes.c_void_p(0))
+        _libc.signal(signum, c_void_p(0))

@@ -68,6 +68,15 @@ def test_fresh_venv_gets_both_commands(wheel: Path, tmp_path: Path) -> None:
         assert "0." in version.stdout
         usage = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True)
         assert "usage" in usage.stdout.lower()
+    # the runtime's lean launcher works for a regular install too (package in site-packages)
+    subprocess.run(
+        [venv / "bin" / "python", "-m", "pycontainers.runtime.launcher"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    runtime = venv / "bin" / "pycontainers-runtime"
+    assert runtime.read_text().splitlines()[0] == f"#!{venv / 'bin' / 'python'} -IS"
+    version = subprocess.run([runtime, "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("pycontainers-runtime version 0.")
 
 
 def test_runtime_start_path_is_import_light() -> None:
@@ -87,3 +96,13 @@ def test_commands_from_the_project_venv() -> None:
             [VENV_BIN / command, "--version"], capture_output=True, text=True, check=True
         )
         assert out.stdout.startswith(command)
+
+
+def test_runtime_command_starts_without_site() -> None:
+    """make rewrites pip's console script (see pycontainers.runtime.launcher): no .pth
+    file or editable-install import hook runs on a container start."""
+    lines = (VENV_BIN / "pycontainers-runtime").read_text().splitlines()
+    assert lines[0] == f"#!{sys.executable} -IS"
+    (path_line,) = [line for line in lines if line.startswith("sys.path.append(")]
+    root = Path(path_line.split("'")[1])
+    assert (root / "pycontainers" / "runtime" / "cli.py").is_file()

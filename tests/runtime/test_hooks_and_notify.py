@@ -147,3 +147,71 @@ def test_failing_start_container_hook_fails_start(
     assert started.returncode == 1
     assert "hook startContainer[0] /bin/sh: exited with status 2: nope" in started.stderr
     eventually(lambda: ours.state(cid)["status"] == "stopped", what="stopped")
+
+
+def test_foreground_run_runs_every_hook_in_order_from_the_hosts_namespaces(
+    ours: Runtime, make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    """`run` forks the init itself (no intermediate, no exec.fifo): the hooks keep their
+    order and state, and the runtime's own children (hooks) are back in the host's PID
+    namespace after it made the container's, with the init already in its cgroups."""
+    out = tmp_path / "hooks"
+    out.mkdir()
+    host_pidns = os.readlink("/proc/self/ns/pid")
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["mounts"].append(
+            {"destination": "/hookout", "type": "bind", "source": str(out), "options": ["rbind"]}
+        )
+        probe = (
+            "readlink /proc/self/ns/pid > {out}/{k}.pidns;"
+            " pid=$(sed 's/.*\"pid\": *\\([0-9]*\\).*/\\1/' {out}/{k});"
+            " cat /proc/$pid/cgroup > {out}/{k}.cgroup 2>/dev/null"
+        )
+        hooks = {
+            k: [_hook(f"cat > {out}/{k}; echo {k} >> {out}/order; " + probe.format(out=out, k=k))]
+            for k in ("prestart", "createRuntime", "poststart", "poststop")
+        }
+        hooks["createContainer"] = [_hook(f"echo createContainer >> {out}/order")]
+        hooks["startContainer"] = [_hook("echo startContainer >> /hookout/order")]
+        cfg["hooks"] = hooks
+
+    cid = ours.new_id()
+    done = ours.run(make_bundle(["true"], edit), cid)
+    assert done.returncode == 0, done.stderr
+    assert (out / "order").read_text().split() == [
+        "prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+        "poststop",
+    ]  # fmt: skip
+    for kind in ("prestart", "createRuntime", "poststart"):
+        assert (out / f"{kind}.pidns").read_text().strip() == host_pidns, kind
+        assert json.loads((out / kind).read_text())["id"] == cid
+        assert f"/{cid}" in (out / f"{kind}.cgroup").read_text(), kind
+    assert json.loads((out / "poststop").read_text())["status"] == "stopped"
+    assert not (ours.root / cid).exists()
+
+
+def test_run_joins_a_pid_namespace_by_path_like_runc(
+    ours: Runtime, runc: Runtime, make_bundle: BundleFactory
+) -> None:
+    """The runtime enters a PID namespace given by path just for the init's fork."""
+    sleeper, done = runc.create(make_bundle(["sleep", "60"]))
+    assert done.returncode == 0, done.stderr
+    runc("start", sleeper, check=True)
+    target = f"/proc/{runc.state(sleeper)['pid']}/ns/pid"
+
+    def edit(cfg: dict[str, Any]) -> None:
+        for ns in cfg["linux"]["namespaces"]:
+            if ns["type"] == "pid":
+                ns["path"] = target
+
+    probe = "readlink /proc/self/ns/pid; cat /proc/1/comm; echo $$"
+    bundle = make_bundle(["sh", "-c", probe], edit)
+    outputs = []
+    for rt in (ours, runc):
+        got = rt.run(bundle)
+        assert got.returncode == 0, got.stderr
+        outputs.append(got.stdout.split("\n"))
+    assert outputs[0][0] == os.readlink(target) == outputs[1][0]
+    assert outputs[0][1] == outputs[1][1] == "sleep"
+    assert outputs[0][2] != "1" and outputs[1][2] != "1"  # not the namespace's init
