@@ -521,8 +521,12 @@ def _launch_init(
     )
     launch.manager = manager
     launch.to_move = manager
-    from pycontainers.runtime import libc, rootfs
+    from pycontainers.runtime import init, libc, rootfs
 
+    # What the init needs, imported before the fork: in the child every new object and
+    # refcount lands on copy-on-write pages, which makes imports there several times slower.
+    assert cfg.process is not None
+    init.preload(cfg, cfg.process)
     # where the init will be, as its own /proc/self/cgroup will say (cgroup mounts)
     host_cgroups = manager.as_proc_cgroup(rootfs.own_cgroups())
     ns = cfg.namespace("cgroup")
