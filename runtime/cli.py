@@ -396,6 +396,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     release that the kernel would not."""
     if argv is not None:
         return _main(list(argv))
+    # A run of a few tens of milliseconds that ends in os._exit has no garbage worth
+    # collecting, and a collection after a fork would write to every object it visits,
+    # copying the pages the container's init shares with us.
+    import gc
+
+    gc.disable()
     code = _main(sys.argv[1:])
     sys.stdout.flush()
     sys.stderr.flush()
