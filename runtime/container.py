@@ -529,6 +529,7 @@ def _launch_init(
     init.preload(cfg, cfg.process)
     # where the init will be, as its own /proc/self/cgroup will say (cgroup mounts)
     host_cgroups = manager.as_proc_cgroup(rootfs.own_cgroups())
+    rootfs.snapshot_mounts()
     ns = cfg.namespace("cgroup")
     await_cgroup = ns is not None and not ns.path
     pidns = cfg.namespace("pid")
@@ -560,6 +561,7 @@ def _launch_init(
         if pid == 0:
             _init_main(cfg, child, parent, fifo, opts, host_cgroups, await_cgroup)
     finally:
+        rootfs.forget_mounts()
         if own_pidns >= 0:
             libc.setns(own_pidns, libc.CLONE_NEWPID, "/proc/self/ns/pid")
             os.close(own_pidns)

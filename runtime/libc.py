@@ -251,11 +251,21 @@ class _OpenHow(Structure):
 
 
 def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
-    how = _OpenHow(flags, 0, resolve)
-    fd = int(_libc.syscall(SYS_OPENAT2, dirfd, _enc(path), byref(how), sizeof(how)))
+    fd = openat2_raw(dirfd, path, flags, resolve)
     if fd < 0:
-        raise SyscallError("openat2", path, _errno())
+        raise SyscallError("openat2", path, -fd)
     return fd
+
+
+def openat2_raw(dirfd: int, path: str, flags: int, resolve: int) -> int:
+    """openat2(2): the fd, or -errno (no exception: callers that fall back on a failure
+    would pay more for building one than for the call)."""
+    how = _OpenHow(flags, 0, resolve)
+    fd = int(_libc.syscall(SYS_OPENAT2, dirfd, _enc(path), byref(how), _OPEN_HOW_SIZE))
+    return fd if fd >= 0 else -_errno()
+
+
+_OPEN_HOW_SIZE = sizeof(_OpenHow)
 
 
 _SIGPIPE, _SIGXFSZ = 13, 25

@@ -25,6 +25,8 @@ MAX_SYMLINKS = 40
 # Mount data ("lowerdir=...,upperdir=...,workdir=...") of an overlay to mount on root.path.
 OVERLAY_ANNOTATION = "org.pycontainers.rootfs.overlay"
 _O_PATH_DIR = os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW
+_O_PATH = os.O_PATH | os.O_CLOEXEC
+_BENEATH = libc.RESOLVE_BENEATH | libc.RESOLVE_NO_MAGICLINKS
 
 # runc's default devices (runtime-spec "Default Devices"), created as nodes in /dev.
 DEFAULT_DEVICES = (
@@ -54,7 +56,45 @@ def open_in_root(rootfd: int, path: str, *, create: str | None = None, mode: int
     at the rootfs, not at the host's /. A ``..`` that would climb above the rootfs is an
     error (an image that does this is hostile or broken). ``create`` is "dir" or "file"
     to create missing components (parents are always directories).
+
+    The kernel resolves the common case in one openat2(RESOLVE_BENEATH) call, which
+    refuses (EXDEV) anything that could leave ``rootfd``; what it refuses or cannot find
+    (absolute symlinks, ``..`` at the top, missing parents) is walked component by
+    component, which also decides what is an error.
     """
+    rel = "/".join(_split(path)) or "."
+    fd = libc.openat2_raw(rootfd, rel, _O_PATH, _BENEATH)
+    if fd >= 0:
+        return fd
+    if fd == -errno.ENOENT and create is not None and rel != ".":
+        fd = _create_last(rootfd, rel, create, mode)
+        if fd >= 0:
+            return fd
+    return _walk_in_root(rootfd, path, create, mode)
+
+
+def _create_last(rootfd: int, rel: str, create: str, mode: int) -> int:
+    """Only the last component missing: create it beside its resolved parent."""
+    parent, _, name = rel.rpartition("/")
+    if name == "..":
+        return -1
+    pfd = libc.openat2_raw(rootfd, parent or ".", _O_PATH | os.O_DIRECTORY, _BENEATH)
+    if pfd < 0:
+        return pfd
+    try:
+        if create == "file":
+            flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+            os.close(os.open(name, flags, 0o644, dir_fd=pfd))
+        else:
+            os.mkdir(name, mode, dir_fd=pfd)
+    except OSError:
+        return -1  # a dangling symlink, a race: the walk sorts it out
+    finally:
+        os.close(pfd)
+    return libc.openat2_raw(rootfd, rel, _O_PATH, _BENEATH)
+
+
+def _walk_in_root(rootfd: int, path: str, create: str | None, mode: int) -> int:
     parts = _split(path)
     stack = [os.dup(rootfd)]
     links = 0
@@ -236,31 +276,50 @@ def _hierarchy_key(super_opts: str, own: dict[str, str]) -> str | None:
 
 def _fs_type(path: str) -> str:
     best, fstype = "", ""
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            point = fields[4]
-            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(
-                best
-            ):
-                best, fstype = point, fields[fields.index("-") + 1]
+    for fields in _mount_table():
+        point = fields[4]
+        if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+            best, fstype = point, fields[fields.index("-") + 1]
     return fstype
 
 
 def _host_cgroup_mounts() -> list[tuple[str, str, str]]:
     """Visible cgroup mounts: a later mount on or above a path hides the earlier ones."""
     visible: dict[str, tuple[str, str, str]] = {}
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            point = fields[4]
-            for hidden in [p for p in visible if p == point or p.startswith(point + "/")]:
-                del visible[hidden]
-            sep = fields.index("-")
-            fstype = fields[sep + 1]
-            if fstype in ("cgroup", "cgroup2") and point.startswith("/sys/fs/cgroup/"):
-                visible[point] = (point, fstype, fields[sep + 3])
+    for fields in _mount_table():
+        point = fields[4]
+        for hidden in [p for p in visible if p == point or p.startswith(point + "/")]:
+            del visible[hidden]
+        sep = fields.index("-")
+        fstype = fields[sep + 1]
+        if fstype in ("cgroup", "cgroup2") and point.startswith("/sys/fs/cgroup/"):
+            visible[point] = (point, fstype, fields[sep + 3])
     return list(visible.values())
+
+
+# /proc/self/mountinfo, split, as the runtime read it just before forking the init
+_snapshot: list[list[str]] = []
+
+
+def snapshot_mounts() -> None:
+    """Read the mount table for the init, before the fork: a new mount namespace starts
+    as a copy of it, and the questions asked of it (the rootfs's parent mount, the
+    cgroup hierarchies) concern mounts the init's setup does not change. Parsing it
+    in the parent is cheaper than in the child, whose every object is a page copy."""
+    _snapshot[:] = _read_mountinfo()
+
+
+def forget_mounts() -> None:
+    _snapshot.clear()
+
+
+def _read_mountinfo() -> list[list[str]]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split() for line in f]
+
+
+def _mount_table() -> list[list[str]]:
+    return _snapshot or _read_mountinfo()
 
 
 def make_device(rootfd: int, dev: Device, *, bind: bool = False) -> None:
@@ -314,13 +373,10 @@ def _setup_ptmx(rootfd: int) -> None:
 
 def _parent_mount(path: str) -> str:
     best = "/"
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = line.split()[4]
-            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) > len(
-                best
-            ):
-                best = point
+    for fields in _mount_table():
+        point = fields[4]
+        if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
+            best = point
     return best
 
 

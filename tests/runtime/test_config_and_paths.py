@@ -4,6 +4,7 @@ resolution (plain files in a temporary directory; no root needed)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,10 +97,26 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
-def _resolve(root: Path, path: str, create: str | None = None) -> str:
+@pytest.fixture(params=["open_in_root", "walk"])
+def resolver(request: pytest.FixtureRequest) -> Callable[[int, str, str | None], int]:
+    """open_in_root (openat2 first) and its component walk alone must agree."""
+    if request.param == "walk":
+        return lambda fd, path, create: rootfs._walk_in_root(fd, path, create, 0o755)
+    return lambda fd, path, create: rootfs.open_in_root(fd, path, create=create)
+
+
+def _resolve(
+    root: Path,
+    path: str,
+    create: str | None = None,
+    resolver: Callable[[int, str, str | None], int] | None = None,
+) -> str:
     rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY)
     try:
-        fd = rootfs.open_in_root(rootfd, path, create=create)
+        if resolver is None:
+            fd = rootfs.open_in_root(rootfd, path, create=create)
+        else:
+            fd = resolver(rootfd, path, create)
         try:
             return os.readlink(f"/proc/self/fd/{fd}")
         finally:
@@ -108,17 +125,28 @@ def _resolve(root: Path, path: str, create: str | None = None) -> str:
         os.close(rootfd)
 
 
-def test_open_in_root_follows_symlinks_as_the_container_sees_them(tree: Path) -> None:
-    assert _resolve(tree, "/abs") == str(tree / "etc")
-    assert _resolve(tree, "/var/run/x/y", create="dir") == str(tree / "run" / "x" / "y")
-    assert _resolve(tree, "/abs/new.conf", create="file") == str(tree / "etc" / "new.conf")
+def test_open_in_root_follows_symlinks_as_the_container_sees_them(
+    tree: Path, resolver: Callable[[int, str, str | None], int]
+) -> None:
+    def resolve(path: str, create: str | None = None) -> str:
+        return _resolve(tree, path, create, resolver)
+
+    assert resolve("/abs") == str(tree / "etc")
+    assert resolve("/var/run/x/y", create="dir") == str(tree / "run" / "x" / "y")
+    assert resolve("/abs/new.conf", create="file") == str(tree / "etc" / "new.conf")
     assert (tree / "etc" / "new.conf").is_file()
+    assert resolve("/etc/made", create="dir") == str(tree / "etc" / "made")
+    assert resolve("/etc/made.conf", create="file") == str(tree / "etc" / "made.conf")
+    assert (tree / "etc" / "made").is_dir() and (tree / "etc" / "made.conf").is_file()
+    assert resolve("/var/run/x/../x/y") == str(tree / "run" / "x" / "y")
 
 
 @pytest.mark.parametrize("path", ["/up/tmp", "/../etc", "/etc/../../x"])
-def test_open_in_root_refuses_to_climb_out(tree: Path, path: str) -> None:
+def test_open_in_root_refuses_to_climb_out(
+    tree: Path, path: str, resolver: Callable[[int, str, str | None], int]
+) -> None:
     with pytest.raises(MountError, match="escapes the rootfs"):
-        _resolve(tree, path, create="dir")
+        _resolve(tree, path, "dir", resolver)
     assert not (tree.parent.parent / "tmp" / "x").exists()
 
 
