@@ -16,7 +16,7 @@ import time
 from pycontainers.runtime import cgroup_prewarm, state
 from pycontainers.runtime import config as configmod
 from pycontainers.runtime import jsonfast as json
-from pycontainers.runtime.channel import Channel
+from pycontainers.runtime.channel import Channel, Gate
 from pycontainers.runtime.errors import (
     TRACE,
     ConfigError,
@@ -230,7 +230,12 @@ def _namespace_flags() -> dict[str, int]:
 
 
 def _enter_namespaces(
-    cfg: configmod.Config, ch: Channel, *, pid_done: bool = False, await_cgroup: bool = False
+    cfg: configmod.Config,
+    ch: Channel,
+    *,
+    pid_done: bool = False,
+    await_cgroup: bool = False,
+    cgroups_made: Gate | None = None,
 ) -> None:
     """Join the namespaces given by path, then unshare the new ones.
 
@@ -277,6 +282,8 @@ def _enter_namespaces(
     if flags:
         libc.unshare(flags)
     if await_cgroup:
+        if cgroups_made is not None:
+            cgroups_made()
         ch.send("place")
         ch.expect("placed")
         libc.unshare(libc.CLONE_NEWCGROUP)
@@ -510,37 +517,28 @@ def _launch_init(
 
     A new PID namespace applies to children only, so this process unshares it (or joins
     one by path) just for the fork and then returns to its own; the init enters the other
-    namespaces itself. The cgroup directories exist before the fork (the init may mount
-    them), the limits are written while the init sets up, and the init moves in as late
-    as possible: at its first request (hooks, ready, or "place" before it unshares a new
-    cgroup namespace), so the cgroup attach wait the warm-up pays (see cgroup_prewarm)
-    is over by then.
+    namespaces itself. The cgroup directories are made and limited while the init sets
+    up (it waits for "made" only before it binds them, or before it asks to be placed),
+    and the init moves in as late as possible: at its first request (hooks, ready, or
+    "place" before it unshares a new cgroup namespace), so that the warm-up thread has
+    paid the kernel's cgroup attach wait by then (see cgroup_prewarm).
     """
-    manager = _cgroup_manager(
-        cfg, st.id, limits=False, before_create=lambda m: _save_creating(st, m.paths())
-    )
-    launch.manager = manager
-    launch.to_move = manager
     from pycontainers.runtime import init, libc, rootfs
 
     # What the init needs, imported before the fork: in the child every new object and
     # refcount lands on copy-on-write pages, which makes imports there several times slower.
     assert cfg.process is not None
     init.preload(cfg, cfg.process)
-    # where the init will be, as its own /proc/self/cgroup will say (cgroup mounts)
-    host_cgroups = manager.as_proc_cgroup(rootfs.own_cgroups())
     rootfs.snapshot_mounts()
     ns = cfg.namespace("cgroup")
     await_cgroup = ns is not None and not ns.path
+    made = await_cgroup or any(m.type == "cgroup" for m in cfg.mounts)
     pidns = cfg.namespace("pid")
     own_pidns = -1
     parent, child = Channel.pair()
     launch.channel = parent
     if TRACE:
-        TRACE[0](
-            f"create {st.id}: config {cfg.bundle}/config.json,"
-            f" cgroups {' '.join(sorted(set(manager.paths().values())))}"
-        )
+        TRACE[0](f"create {st.id}: config {cfg.bundle}/config.json")
     if pidns is not None:
         own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -559,7 +557,9 @@ def _launch_init(
             libc.unshare(libc.CLONE_NEWPID)
         pid = os.fork()
         if pid == 0:
-            _init_main(cfg, child, parent, fifo, opts, host_cgroups, await_cgroup)
+            host_cgroups: dict[str, str] = {}  # filled in by "made"
+            gate = Gate(child, "made", made, host_cgroups)
+            _init_main(cfg, child, parent, fifo, opts, host_cgroups, await_cgroup, gate)
     finally:
         rootfs.forget_mounts()
         if own_pidns >= 0:
@@ -571,6 +571,26 @@ def _launch_init(
     child.close()
     st.data["pid"] = pid
     st.data["pid_start"] = state.process_start_time(pid)
+    from pycontainers.runtime import cgroups
+
+    try:
+        manager = cgroups.manager_for(cfg.cgroups_path, st.id, rootless=os.geteuid() != 0)
+        launch.manager = manager
+        _save_creating(st, manager.paths())
+        manager.create()
+    except cgroups.CgroupError as exc:
+        raise CgroupSetupError(f"cgroup: {exc}") from exc
+    launch.to_move = manager
+    if TRACE:
+        TRACE[0](f"create {st.id}: cgroups {' '.join(sorted(set(manager.paths().values())))}")
+    if made:
+        # where the init will be, as its own /proc/self/cgroup will say (cgroup mounts)
+        try:  # noqa: SIM105 (contextlib costs import time)
+            parent.send("made", json.dumps(manager.as_proc_cgroup(rootfs.own_cgroups())))
+        except BrokenPipeError:
+            pass  # the init failed already: _setup_dialogue reads why
+    if manager.paths():
+        cgroup_prewarm.start()  # a head start on the move (see cgroup_prewarm)
     _apply_limits(manager, cfg)
 
 
@@ -582,6 +602,7 @@ def _init_main(
     opts: CreateOptions,
     host_cgroups: dict[str, str],
     await_cgroup: bool,
+    cgroups_made: Gate,
 ) -> None:
     """The init forked directly by the runtime; never returns."""
     parent.close()
@@ -592,7 +613,9 @@ def _init_main(
 
             console = ConsoleSocket.connect(opts.console_socket)
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC) if fifo else -1
-        _enter_namespaces(cfg, ch, pid_done=True, await_cgroup=await_cgroup)
+        _enter_namespaces(
+            cfg, ch, pid_done=True, await_cgroup=await_cgroup, cgroups_made=cgroups_made
+        )
         if TRACE:
             TRACE[0](f"init: namespaces {' '.join(ns.type for ns in cfg.namespaces)}")
         from pycontainers.runtime import init
@@ -608,6 +631,7 @@ def _init_main(
             opts.listen_fds,
             host_cgroups,
             False,
+            cgroups_made=cgroups_made,
         )
     except BaseException as exc:
         ch.send_error(describe(exc))
@@ -722,7 +746,10 @@ def _setup_dialogue(
             if TRACE:
                 TRACE[0](f"create {st.id}: init {init_pid} moved into its cgroups")
         if kind == "place":
-            ch.send("placed")
+            try:  # noqa: SIM105 (contextlib costs import time)
+                ch.send("placed")
+            except BrokenPipeError:
+                pass  # the init failed: its message follows
         else:
             pending.append(kind)
         while init_pid and pending:
