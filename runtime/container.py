@@ -395,14 +395,12 @@ def create(root: str, container_id: str, bundle: str, opts: CreateOptions) -> Co
 class _Launch:
     """What a create has started so far: what a failure must undo."""
 
-    __slots__ = ("channel", "init_pid", "manager", "middle", "to_move")
+    __slots__ = ("channel", "init_pid", "manager", "middle")
 
     def __init__(self) -> None:
         self.init_pid = 0
         self.middle = 0
         self.manager: CgroupManager | None = None
-        # cgroups the runtime moves the init into, at its first request (see _setup_dialogue)
-        self.to_move: CgroupManager | None = None
         self.channel: Channel | None = None
 
 
@@ -517,11 +515,11 @@ def _launch_init(
 
     A new PID namespace applies to children only, so this process unshares it (or joins
     one by path) just for the fork and then returns to its own; the init enters the other
-    namespaces itself. The cgroup directories are made and limited while the init sets
-    up (it waits for "made" only before it binds them, or before it asks to be placed),
-    and the init moves in as late as possible: at its first request (hooks, ready, or
-    "place" before it unshares a new cgroup namespace), so that the warm-up thread has
-    paid the kernel's cgroup attach wait by then (see cgroup_prewarm).
+    namespaces itself. The cgroup directories are made and limited, and the init moved
+    into them, while the init sets up its namespaces and mounts (it waits for "made"
+    only before it binds the directories, or before it asks to be placed in them to
+    unshare a new cgroup namespace): the kernel's wait on a first cgroup attach (see
+    cgroup_prewarm) and the cgroup work overlap the init's work on the other CPU.
     """
     from pycontainers.runtime import init, libc, rootfs
 
@@ -580,7 +578,6 @@ def _launch_init(
         manager.create()
     except cgroups.CgroupError as exc:
         raise CgroupSetupError(f"cgroup: {exc}") from exc
-    launch.to_move = manager
     if TRACE:
         TRACE[0](f"create {st.id}: cgroups {' '.join(sorted(set(manager.paths().values())))}")
     if made:
@@ -589,9 +586,10 @@ def _launch_init(
             parent.send("made", json.dumps(manager.as_proc_cgroup(rootfs.own_cgroups())))
         except BrokenPipeError:
             pass  # the init failed already: _setup_dialogue reads why
-    if manager.paths():
-        cgroup_prewarm.start()  # a head start on the move (see cgroup_prewarm)
     _apply_limits(manager, cfg)
+    _move_init(manager, pid)
+    if TRACE:
+        TRACE[0](f"create {st.id}: init {pid} moved into its cgroups")
 
 
 def _init_main(
@@ -702,9 +700,9 @@ def _setup_dialogue(
 
     Through an intermediate child (``middle``) the init's pid comes as a message; then,
     without a new cgroup namespace, its limits are applied and it is moved into its
-    cgroups at once. An init forked directly is moved at its first request. Either way
-    that is before any request is served (hooks) and before ``ready``: until then the
-    init only mounts, and it forks nothing.
+    cgroups at once (an init forked directly is in them already). Either way that is
+    before any request is served (hooks) and before ``ready``: until then the init
+    only mounts, and it forks nothing.
     """
     init_pid = launch.init_pid
     ns = cfg.namespace("cgroup")
@@ -737,14 +735,6 @@ def _setup_dialogue(
                 _apply_limits(launch.manager, cfg)
                 _move_init(launch.manager, init_pid)
             continue
-        if launch.to_move is not None:
-            try:
-                _move_init(launch.to_move, init_pid)
-            finally:
-                cgroup_prewarm.stop()
-            launch.to_move = None
-            if TRACE:
-                TRACE[0](f"create {st.id}: init {init_pid} moved into its cgroups")
         if kind == "place":
             try:  # noqa: SIM105 (contextlib costs import time)
                 ch.send("placed")
