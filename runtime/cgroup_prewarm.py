@@ -6,11 +6,14 @@ by recently, that first waits for an RCU grace period (the percpu rwsem switchin
 readers to its slow path): 10-15 ms on this host, paid by runc and crun too. Writers
 arriving within about a grace period after the previous one do not wait again.
 
-So the runtime starts a thread at once that rewrites its own pid into its own cgroup (a
-move that changes nothing) while the main thread reads the config and makes the
-container's cgroup directories, and repeats that every 2 ms (each time without the wait)
-until the runtime forks the process that moves into the new cgroups, which then finds
-the lock warm. It is a hint only: every error is ignored, and it gives up after 0.5 s.
+So `create`, `run` and `exec` start a thread at once that rewrites the runtime's own
+pid into its own cgroup (a move that changes nothing) while the main thread reads the
+config, forks the init and makes the container's cgroup directories, and repeats that
+every 2 ms (each time without the wait) until the init has been moved (or, through an
+intermediate child, that child forked), which then finds the lock warm. The writer
+holds the cgroup mutex while it waits, so a mkdir of a cgroup may wait with it: with a
+directly forked init that happens beside the init's setup, off the critical path. It is
+a hint only: every error is ignored, and it gives up after 0.5 s.
 """
 
 from __future__ import annotations
@@ -62,7 +65,14 @@ def _keep_warm() -> None:
         pass
 
 
+_started = [False]
+
+
 def start() -> None:
+    """Start the warm-up thread (once per process)."""
+    if _started[0]:
+        return
+    _started[0] = True
     import _thread
 
     _thread.start_new_thread(_keep_warm, ())

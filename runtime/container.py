@@ -587,7 +587,10 @@ def _launch_init(
         except BrokenPipeError:
             pass  # the init failed already: _setup_dialogue reads why
     _apply_limits(manager, cfg)
-    _move_init(manager, pid)
+    try:
+        _move_init(manager, pid)
+    finally:
+        cgroup_prewarm.stop()
     if TRACE:
         TRACE[0](f"create {st.id}: init {pid} moved into its cgroups")
 
