@@ -3,16 +3,17 @@
 Moving a process into a cgroup (a write to ``cgroup.procs``, in any hierarchy, v1 or v2)
 takes the kernel's global ``cgroup_threadgroup_rwsem`` for writing. When no writer came
 by recently, that first waits for an RCU grace period (the percpu rwsem switching
-readers to its slow path): 6-16 ms on this host (8 typical), paid by runc and crun too. Writers
+readers to its slow path): 10-15 ms on this host, paid by runc and crun too. Writers
 arriving within about a grace period after the previous one do not wait again.
 
-So the runtime starts a thread that rewrites its own pid into its own cgroup (a move
-that changes nothing): `create` and `run` right after making the container's cgroup
-directories (the writer holds the cgroup mutex while it waits, which a mkdir needs
-too), `exec` at once. It repeats that every 2 ms (each time without the wait) until the
-init has been moved (or, through an intermediate child, that child forked), which
-then finds the lock warm, while the init sets up its namespaces and mounts. It is a
-hint only: every error is ignored, and it gives up after 0.5 s.
+So `create`, `run` and `exec` start a thread at once that rewrites the runtime's own
+pid into its own cgroup (a move that changes nothing) while the main thread reads the
+config, forks the init and makes the container's cgroup directories, and repeats that
+every 2 ms (each time without the wait) until the init has been moved (or, through an
+intermediate child, that child forked), which then finds the lock warm. The writer
+holds the cgroup mutex while it waits, so a mkdir of a cgroup may wait with it: with a
+directly forked init that happens beside the init's setup, off the critical path. It is
+a hint only: every error is ignored, and it gives up after 0.5 s.
 """
 
 from __future__ import annotations

@@ -89,3 +89,28 @@ class Channel:
     def close(self) -> None:
         self.close_read()
         self.close_write()
+
+
+class Gate:
+    """A message the peer sends once, awaited where it is first needed (a no-op when
+    not ``pending``, and after the first wait). Its payload, a JSON object, is merged
+    into ``into``."""
+
+    __slots__ = ("_ch", "_kind", "into", "pending")
+
+    def __init__(
+        self, ch: Channel, kind: str, pending: bool, into: dict[str, str] | None = None
+    ) -> None:
+        self._ch = ch
+        self._kind = kind
+        self.pending = pending
+        self.into = into
+
+    def __call__(self) -> None:
+        if self.pending:
+            self.pending = False
+            payload = self._ch.expect(self._kind)
+            if self.into is not None and payload:
+                doc = json.loads(payload)
+                if isinstance(doc, dict):
+                    self.into.update(doc)

@@ -408,9 +408,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os._exit(code)
 
 
-# exec moves its process into the container's cgroups (create and run warm up later,
-# once the cgroup directories exist: a mkdir would wait on the warm-up's lock)
-_ATTACHING = ("exec",)
+# commands that move a process into a container's cgroups: the warm-up starts at once
+# (see cgroup_prewarm); the directories themselves are made later
+_ATTACHING = ("exec", "create", "run")
 
 
 def _main(args: list[str]) -> int:

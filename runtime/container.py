@@ -16,7 +16,7 @@ import time
 from pycontainers.runtime import cgroup_prewarm, state
 from pycontainers.runtime import config as configmod
 from pycontainers.runtime import jsonfast as json
-from pycontainers.runtime.channel import Channel
+from pycontainers.runtime.channel import Channel, Gate
 from pycontainers.runtime.errors import (
     TRACE,
     ConfigError,
@@ -235,6 +235,7 @@ def _enter_namespaces(
     *,
     pid_done: bool = False,
     await_cgroup: bool = False,
+    cgroups_made: Gate | None = None,
 ) -> None:
     """Join the namespaces given by path, then unshare the new ones.
 
@@ -281,6 +282,8 @@ def _enter_namespaces(
     if flags:
         libc.unshare(flags)
     if await_cgroup:
+        if cgroups_made is not None:
+            cgroups_made()
         ch.send("place")
         ch.expect("placed")
         libc.unshare(libc.CLONE_NEWCGROUP)
@@ -512,26 +515,22 @@ def _launch_init(
 
     A new PID namespace applies to children only, so this process unshares it (or joins
     one by path) just for the fork and then returns to its own; the init enters the other
-    namespaces itself. The cgroup directories exist before the fork (the init may bind
-    them); the limits are written and the init moved into them while it sets up its
-    namespaces and mounts (with a new cgroup namespace, it asks to be "placed" before
-    it unshares that one), so the kernel's wait on a first cgroup attach (see
-    cgroup_prewarm, started right after the mkdirs) overlaps the init's work.
+    namespaces itself. The cgroup directories are made and limited, and the init moved
+    into them, while the init sets up its namespaces and mounts (it waits for "made"
+    only before it binds the directories, or before it asks to be placed in them to
+    unshare a new cgroup namespace): the kernel's wait on a first cgroup attach (see
+    cgroup_prewarm) and the cgroup work overlap the init's work on the other CPU.
     """
     from pycontainers.runtime import init, libc, rootfs
 
-    manager = _cgroup_manager(
-        cfg, st.id, limits=False, before_create=lambda m: _save_creating(st, m.paths())
-    )
-    launch.manager = manager
     # What the init needs, imported before the fork: in the child every new object and
     # refcount lands on copy-on-write pages, which makes imports there several times slower.
     assert cfg.process is not None
     init.preload(cfg, cfg.process)
     rootfs.snapshot_mounts()
-    host_cgroups = manager.as_proc_cgroup(rootfs.own_cgroups())
     ns = cfg.namespace("cgroup")
     await_cgroup = ns is not None and not ns.path
+    made = await_cgroup or any(m.type == "cgroup" for m in cfg.mounts)
     pidns = cfg.namespace("pid")
     own_pidns = -1
     parent, child = Channel.pair()
@@ -556,7 +555,9 @@ def _launch_init(
             libc.unshare(libc.CLONE_NEWPID)
         pid = os.fork()
         if pid == 0:
-            _init_main(cfg, child, parent, fifo, opts, host_cgroups, await_cgroup)
+            host_cgroups: dict[str, str] = {}  # filled in by "made"
+            gate = Gate(child, "made", made, host_cgroups)
+            _init_main(cfg, child, parent, fifo, opts, host_cgroups, await_cgroup, gate)
     finally:
         rootfs.forget_mounts()
         if own_pidns >= 0:
@@ -568,6 +569,23 @@ def _launch_init(
     child.close()
     st.data["pid"] = pid
     st.data["pid_start"] = state.process_start_time(pid)
+    from pycontainers.runtime import cgroups
+
+    try:
+        manager = cgroups.manager_for(cfg.cgroups_path, st.id, rootless=os.geteuid() != 0)
+        launch.manager = manager
+        _save_creating(st, manager.paths())
+        manager.create()
+    except cgroups.CgroupError as exc:
+        raise CgroupSetupError(f"cgroup: {exc}") from exc
+    if TRACE:
+        TRACE[0](f"create {st.id}: cgroups {' '.join(sorted(set(manager.paths().values())))}")
+    if made:
+        # where the init will be, as its own /proc/self/cgroup will say (cgroup mounts)
+        try:  # noqa: SIM105 (contextlib costs import time)
+            parent.send("made", json.dumps(manager.as_proc_cgroup(rootfs.own_cgroups())))
+        except BrokenPipeError:
+            pass  # the init failed already: _setup_dialogue reads why
     _apply_limits(manager, cfg)
     try:
         _move_init(manager, pid)
@@ -585,6 +603,7 @@ def _init_main(
     opts: CreateOptions,
     host_cgroups: dict[str, str],
     await_cgroup: bool,
+    cgroups_made: Gate,
 ) -> None:
     """The init forked directly by the runtime; never returns."""
     parent.close()
@@ -595,7 +614,9 @@ def _init_main(
 
             console = ConsoleSocket.connect(opts.console_socket)
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC) if fifo else -1
-        _enter_namespaces(cfg, ch, pid_done=True, await_cgroup=await_cgroup)
+        _enter_namespaces(
+            cfg, ch, pid_done=True, await_cgroup=await_cgroup, cgroups_made=cgroups_made
+        )
         if TRACE:
             TRACE[0](f"init: namespaces {' '.join(ns.type for ns in cfg.namespaces)}")
         from pycontainers.runtime import init
@@ -611,6 +632,7 @@ def _init_main(
             opts.listen_fds,
             host_cgroups,
             False,
+            cgroups_made=cgroups_made,
         )
     except BaseException as exc:
         ch.send_error(describe(exc))

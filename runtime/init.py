@@ -274,8 +274,12 @@ def run(
     host_cgroups: dict[str, str] | None = None,
     rootless: bool = False,
     runtime_pidfd: int = -1,
+    cgroups_made: channel.Gate | None = None,
 ) -> None:
-    """Set up the container and exec its process; never returns (raises on failure)."""
+    """Set up the container and exec its process; never returns (raises on failure).
+
+    ``cgroups_made``: the runtime's word that the container's cgroup directories exist,
+    awaited before a cgroup mount binds them."""
     process = cfg.process
     assert process is not None
     os.setsid()
@@ -307,6 +311,7 @@ def run(
         no_pivot=no_pivot,
         host_cgroups=host_cgroups,
         rootless=rootless,
+        before_cgroup_mount=cgroups_made,
     )
     rootfs.finish(cfg)
     if TRACE:

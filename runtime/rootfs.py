@@ -189,9 +189,12 @@ def mount_one(
     m: Mount,
     bundle: str,
     host_cgroups: dict[str, str] | None = None,
+    before_cgroup_mount: Callable[[], None] | None = None,
 ) -> None:
     opts = mountopts.parse(m.options, m.type)
     if m.type == "cgroup":
+        if before_cgroup_mount is not None:
+            before_cgroup_mount()
         _mount_cgroup(rootfd, m, opts, host_cgroups or own_cgroups())
         return
     if opts.is_bind:
@@ -399,8 +402,12 @@ def prepare(
     no_pivot: bool,
     host_cgroups: dict[str, str] | None = None,
     rootless: bool = False,
+    before_cgroup_mount: Callable[[], None] | None = None,
 ) -> None:
-    """Everything up to and including pivot_root (runc's prepareRootfs)."""
+    """Everything up to and including pivot_root (runc's prepareRootfs).
+
+    ``before_cgroup_mount`` runs before a cgroup mount binds the container's cgroup
+    directories (the runtime may still be making them)."""
     rootfs = cfg.root_path
     if not os.path.isdir(rootfs):
         raise MountError("rootfs", rootfs, errno.ENOENT, "root.path")
@@ -421,7 +428,7 @@ def prepare(
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for m in cfg.mounts:
-            mount_one(rootfd, m, cfg.bundle, host_cgroups)
+            mount_one(rootfd, m, cfg.bundle, host_cgroups, before_cgroup_mount)
         dev_is_mounted = any(os.path.normpath(m.destination) == "/dev" for m in cfg.mounts)
         in_userns = cfg.namespace("user") is not None
         for dev in (*DEFAULT_DEVICES, *cfg.devices):
