@@ -51,18 +51,17 @@ def build_bundle(base: Path) -> Path:
 
 
 def runtimes(state: Path) -> dict[str, list[str]]:
-    lean = [
-        "/usr/bin/python3", "-I", "-S", "-c",
-        f"import sys; sys.path.insert(0, {str(REPO)!r}); "
-        "from pycontainers.runtime.cli import main; sys.exit(main())",
-    ]  # fmt: skip
     return {
+        # the script `make` installs (pycontainers.runtime.launcher: python -I -S)
         "pycontainers-runtime": [str(REPO / ".venv/bin/pycontainers-runtime"), "--root",
                                  str(state / "ours")],
-        "pycontainers-runtime (python -I -S)": [*lean, "--root", str(state / "lean")],
         "runc": ["runc", "--root", str(state / "runc")],
         "crun": ["crun", "--root", str(state / "crun")],
     }  # fmt: skip
+
+
+# what any runtime written in Python pays before its first line runs
+INTERPRETER = [str(VENV_PY), "-I", "-S", "-c", "pass"]
 
 
 def _quiet(argv: list[str]) -> None:
@@ -116,7 +115,11 @@ def main() -> int:
         cpu: dict[str, list[float]] = {}
         for rt in rts.values():  # warm-up (page cache, pyc files)
             once_run(rt, bundle, "warm")
+        interpreter: list[float] = []
         for i in range(args.n):
+            t0 = time.perf_counter()
+            _quiet(INTERPRETER)
+            interpreter.append(time.perf_counter() - t0)
             for name, rt in rts.items():
                 wall, used = once_run(rt, bundle, f"r{i}")
                 results.setdefault((name, "run"), []).append(wall)
@@ -138,6 +141,14 @@ def main() -> int:
             med = statistics.median(series[(name, mode)])
             print(f"{name:38} {mode:10} {med * 1000:8.1f} {med / runc_med:7.2f}x "
                   f"{med / crun_med:7.2f}x")  # fmt: skip
+    # The floor for a runtime in Python: its interpreter's start plus the work crun (C,
+    # no runtime of its own to start) does for the same container.
+    start = statistics.median(interpreter)
+    floor = start + statistics.median(series[("crun", "run wall")])
+    runc_run = statistics.median(series[("runc", "run wall")])
+    print(f"\ninterpreter start alone (python -I -S -c pass): {start * 1000:.1f} ms;"
+          f" + crun's run = {floor * 1000:.1f} ms = {floor / runc_run:.2f}x runc")  # fmt: skip
+    series[("interpreter", "start")] = interpreter
     out = REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
     raw = {f"{name} {mode}": values for (name, mode), values in series.items()}
