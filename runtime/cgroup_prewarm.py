@@ -6,14 +6,15 @@ by recently, that first waits for an RCU grace period (the percpu rwsem switchin
 readers to its slow path): 10-15 ms on this host, paid by runc and crun too. Writers
 arriving within about a grace period after the previous one do not wait again.
 
-So `create`, `run` and `exec` start a thread at once that rewrites the runtime's own
-pid into its own cgroup (a move that changes nothing) while the main thread reads the
-config, forks the init and makes the container's cgroup directories, and repeats that
-every 2 ms (each time without the wait) until the init has been moved (or, through an
-intermediate child, that child forked), which then finds the lock warm. The writer
-holds the cgroup mutex while it waits, so a mkdir of a cgroup may wait with it: with a
-directly forked init that happens beside the init's setup, off the critical path. It is
-a hint only: every error is ignored, and it gives up after 0.5 s.
+So the runtime starts a thread that rewrites its own pid into its own cgroup (a move
+that changes nothing), and repeats that every 2 ms (each time without the wait) until
+the process that needs the lock warm has been moved (or forked). The writer holds the
+cgroup mutex while it waits, which a cgroup mkdir needs too. So where the runtime forks
+the init directly and makes the directories after the fork, beside the init's setup,
+the thread starts as early as it can (foreground `run` and `exec`: as the command
+starts; `create`: once the config is read); through an intermediate child, which
+needs the directories first, right after they are made. It is a hint only: every error
+is ignored, and it gives up after 0.5 s.
 """
 
 from __future__ import annotations

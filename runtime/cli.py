@@ -408,9 +408,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     os._exit(code)
 
 
-# commands that move a process into a container's cgroups: the warm-up starts at once
-# (see cgroup_prewarm); the directories themselves are made later
-_ATTACHING = ("exec", "create", "run")
+def _warm_up_at_once(verb: str, parsed: Args) -> bool:
+    """exec, and a foreground run (its init is forked directly: see container._create),
+    move a process into a container's cgroups: the warm-up starts before anything else
+    (see cgroup_prewarm). create decides once it has read the config."""
+    return verb == "exec" or (verb == "run" and not parsed.flag("detach"))
 
 
 def _main(args: list[str]) -> int:
@@ -437,7 +439,8 @@ def _main(args: list[str]) -> int:
 
             debuglog.enable(g.log, g.log_format == "json")
             TRACE[0](f"{rest[0]}: {' '.join(rest[1:])} (root {g.root or 'default'})")
-        if rest[0] in _ATTACHING and os.geteuid() == 0:
+        parsed = parse_args(rest[1:], stop_at_positional=rest[0] in ("exec", "ps"))
+        if _warm_up_at_once(rest[0], parsed) and os.geteuid() == 0:
             from pycontainers.runtime import cgroup_prewarm
 
             cgroup_prewarm.start()
@@ -445,7 +448,6 @@ def _main(args: list[str]) -> int:
             from pycontainers.runtime.state import default_root
 
             g.root = default_root()
-        parsed = parse_args(rest[1:], stop_at_positional=rest[0] in ("exec", "ps"))
         return verb(g, parsed)
     except UsageError as exc:
         _report(g, f"{exc} (see --help)")

@@ -422,6 +422,11 @@ def _create(
         )
     if cfg.hooks.get("poststart"):
         opts.release_on_exit = False  # they run once the program runs: `start` waits for that
+    direct = cfg.namespace("user") is None and not opts.release_on_exit
+    if direct and os.geteuid() == 0:
+        # as early as can be: the cgroups are made after the fork, while the wait goes on
+        # (through an intermediate child they are made first, and the warm-up after them)
+        cgroup_prewarm.start()
     os.makedirs(root, 0o700, exist_ok=True)
     if cfg.seccomp is not None and opts.seccomp_cache is None and os.geteuid() == 0:
         opts.seccomp_cache = os.path.join(root, ".seccomp-cache")
@@ -453,7 +458,7 @@ def _create(
             "owner": "",
             "config": cfg.raw,
         }
-        if cfg.namespace("user") is None and not opts.release_on_exit:
+        if direct:
             _launch_init(cfg, st, fifo, opts, launch)
         else:
             _launch_via_intermediate(cfg, st, fifo, opts, launch)
@@ -519,7 +524,8 @@ def _launch_init(
     into them, while the init sets up its namespaces and mounts (it waits for "made"
     only before it binds the directories, or before it asks to be placed in them to
     unshare a new cgroup namespace): the kernel's wait on a first cgroup attach (see
-    cgroup_prewarm) and the cgroup work overlap the init's work on the other CPU.
+    cgroup_prewarm, started before the config was read) and the cgroup work overlap the
+    init's work on the other CPU.
     """
     from pycontainers.runtime import init, libc, rootfs
 
