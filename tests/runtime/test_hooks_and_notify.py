@@ -215,3 +215,45 @@ def test_run_joins_a_pid_namespace_by_path_like_runc(
     assert outputs[0][0] == os.readlink(target) == outputs[1][0]
     assert outputs[0][1] == outputs[1][1] == "sleep"
     assert outputs[0][2] != "1" and outputs[1][2] != "1"  # not the namespace's init
+
+
+def test_run_without_a_pid_namespace_like_runc(
+    ours: Runtime, runc: Runtime, make_bundle: BundleFactory
+) -> None:
+    """No new PID namespace: the directly forked init is a host process, the runtime
+    unshares nothing for the fork, and run still returns the program's status."""
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["namespaces"] = [
+            ns for ns in cfg["linux"]["namespaces"] if ns["type"] != "pid"
+        ]
+
+    probe = "readlink /proc/self/ns/pid; [ $$ != 1 ] && echo not-one; exit 3"
+    bundle = make_bundle(["sh", "-c", probe], edit)
+    outputs = []
+    for rt in (ours, runc):
+        done = rt.run(bundle)
+        assert done.returncode == 3, done.stderr
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1] == f"{os.readlink('/proc/self/ns/pid')}\nnot-one\n"
+
+
+def test_run_with_a_new_cgroup_namespace_and_hooks(
+    ours: Runtime, make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    """The init asks to be placed in its cgroups before it unshares a new cgroup
+    namespace; a prestart hook still comes after that and sees it there."""
+    out = tmp_path / "hook.cgroup"
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["namespaces"].append({"type": "cgroup"})
+        probe = f"pid=$(sed 's/.*\"pid\": *\\([0-9]*\\).*/\\1/'); cat /proc/$pid/cgroup > {out}"
+        cfg["hooks"] = {"prestart": [_hook(probe)]}
+
+    cid = ours.new_id()
+    done = ours.run(make_bundle(["cat", "/proc/self/cgroup"], edit), cid)
+    assert done.returncode == 0, done.stderr
+    inside = [line for line in done.stdout.splitlines() if line]
+    assert inside and all(line.endswith(":/") for line in inside)
+    seen_by_hook = out.read_text()
+    assert f"/{cid}" in seen_by_hook
