@@ -681,18 +681,27 @@ def _launch_via_intermediate(
         from pycontainers.runtime import libc
 
         libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
-    middle = os.fork()
-    if middle == 0:
-        _child_main(
-            cfg,
-            child,
-            parent,
-            st.id,
-            fifo,
-            opts,
-            manager if child_moves else None,
-            None if child_moves else manager,
-        )
+    # as in _launch_init: what the children need, before the fork
+    from pycontainers.runtime import init, rootfs
+
+    assert cfg.process is not None
+    init.preload(cfg, cfg.process)
+    rootfs.snapshot_mounts()
+    try:
+        middle = os.fork()
+        if middle == 0:
+            _child_main(
+                cfg,
+                child,
+                parent,
+                st.id,
+                fifo,
+                opts,
+                manager if child_moves else None,
+                None if child_moves else manager,
+            )
+    finally:
+        rootfs.forget_mounts()
     launch.middle = middle
     cgroup_prewarm.stop()
     child.close()
