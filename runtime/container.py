@@ -31,8 +31,6 @@ from pycontainers.runtime.state import ContainerState, ContainerStatus
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from pycontainers.runtime.cgroups import CgroupManager
 
 # setns order: the user namespace first (it owns the others), mount last (after it the
@@ -84,23 +82,25 @@ class CreateOptions:
 
 
 def _cgroup_manager(
-    cfg: configmod.Config,
-    container_id: str,
-    limits: bool,
-    before_create: Callable[[CgroupManager], None],
+    cfg: configmod.Config, st: ContainerState, launch: _Launch, limits: bool
 ) -> CgroupManager:
-    """Create the container's cgroups (and with ``limits``, apply them too)."""
+    """Create the container's cgroups (and with ``limits``, apply them too).
+
+    The "creating" state names them before the first mkdir, and ``launch`` holds the
+    manager from then on: a failure from here on removes whatever was made.
+    """
     from pycontainers.runtime import cgroups
 
     try:
-        manager = cgroups.manager_for(cfg.cgroups_path, container_id, rootless=os.geteuid() != 0)
-        before_create(manager)
+        manager = cgroups.manager_for(cfg.cgroups_path, st.id, rootless=os.geteuid() != 0)
+        launch.manager = manager
+        _save_creating(st, manager.paths())
         manager.create()
     except cgroups.CgroupError as exc:
         raise CgroupSetupError(f"cgroup: {exc}") from exc
     if manager.paths():
-        # the directories exist (mkdir waits for the lock the warm-up holds): warm the
-        # attach lock now, while the limits are written and the children forked
+        # the directories exist (a mkdir waits for the lock the warm-up holds): warm the
+        # attach lock now, if it is not warming yet (see cgroup_prewarm)
         cgroup_prewarm.start()
     if limits:
         _apply_limits(manager, cfg)
@@ -575,15 +575,7 @@ def _launch_init(
     child.close()
     st.data["pid"] = pid
     st.data["pid_start"] = state.process_start_time(pid)
-    from pycontainers.runtime import cgroups
-
-    try:
-        manager = cgroups.manager_for(cfg.cgroups_path, st.id, rootless=os.geteuid() != 0)
-        launch.manager = manager
-        _save_creating(st, manager.paths())
-        manager.create()
-    except cgroups.CgroupError as exc:
-        raise CgroupSetupError(f"cgroup: {exc}") from exc
+    manager = _cgroup_manager(cfg, st, launch, limits=False)
     if TRACE:
         TRACE[0](f"create {st.id}: cgroups {' '.join(sorted(set(manager.paths().values())))}")
     if made:
@@ -666,10 +658,7 @@ def _launch_via_intermediate(
     # up its rootfs, so that work and the kernel's attach wait overlap it.
     ns = cfg.namespace("cgroup")
     child_moves = ns is not None and not ns.path
-    manager = _cgroup_manager(
-        cfg, st.id, limits=child_moves, before_create=lambda m: _save_creating(st, m.paths())
-    )
-    launch.manager = manager
+    manager = _cgroup_manager(cfg, st, launch, limits=child_moves)
     parent, child = Channel.pair()
     launch.channel = parent
     if TRACE:
