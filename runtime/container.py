@@ -32,6 +32,7 @@ from pycontainers.runtime.state import ContainerState, ContainerStatus
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pycontainers.runtime.cgroups import CgroupManager
+    from pycontainers.runtime.console import ConsoleSocket
 
 # setns order: the user namespace first (it owns the others), mount last (after it the
 # other namespace paths may no longer be reachable).
@@ -299,7 +300,7 @@ def _child_main(
     manager: CgroupManager | None,
     placed: CgroupManager | None,
 ) -> None:
-    """The intermediate child (with a user namespace); exits, never returns.
+    """The intermediate child (see _launch_via_intermediate); exits, never returns.
 
     It moves itself into ``manager``'s cgroups; ``placed`` are the cgroups the runtime
     moves the init into instead (see create).
@@ -336,27 +337,7 @@ def _child_main(
             TRACE[0](f"intermediate: namespaces {' '.join(ns.type for ns in cfg.namespaces)}")
         pid = os.fork()
         if pid == 0:
-            code = 1
-            try:
-                from pycontainers.runtime import init
-
-                init.run(
-                    cfg,
-                    ch,
-                    fifo_fd,
-                    opts.no_pivot,
-                    console,
-                    opts.seccomp_cache,
-                    opts.preserve_fds,
-                    opts.listen_fds,
-                    host_cgroups,
-                    rootless,
-                    runtime_pidfd,
-                )
-            except BaseException as exc:
-                ch.send_error(describe(exc))
-            finally:
-                os._exit(code)
+            _become_init(cfg, ch, fifo_fd, console, opts, host_cgroups, rootless, runtime_pidfd)
         ch.send("pid", str(pid))
         code = 0
     except BaseException as exc:
@@ -617,6 +598,27 @@ def _init_main(
         )
         if TRACE:
             TRACE[0](f"init: namespaces {' '.join(ns.type for ns in cfg.namespaces)}")
+        _become_init(cfg, ch, fifo_fd, console, opts, host_cgroups, False, -1, cgroups_made)
+    except BaseException as exc:
+        ch.send_error(describe(exc))
+    finally:
+        os._exit(1)
+
+
+def _become_init(
+    cfg: configmod.Config,
+    ch: Channel,
+    fifo_fd: int,
+    console: ConsoleSocket | None,
+    opts: CreateOptions,
+    host_cgroups: dict[str, str],
+    rootless: bool,
+    runtime_pidfd: int = -1,
+    cgroups_made: Gate | None = None,
+) -> None:
+    """The init, in its namespaces: set up and exec (init.run), or report why not up the
+    channel; exits, never returns."""
+    try:
         from pycontainers.runtime import init
 
         init.run(
@@ -629,7 +631,8 @@ def _init_main(
             opts.preserve_fds,
             opts.listen_fds,
             host_cgroups,
-            False,
+            rootless,
+            runtime_pidfd,
             cgroups_made=cgroups_made,
         )
     except BaseException as exc:
