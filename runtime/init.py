@@ -3,7 +3,9 @@
 Runs in the forked child that is PID 1 of the new PID namespace. It reports to the
 runtime over a pipe (one line per message, see ``channel``) and then blocks opening
 ``exec.fifo`` for writing until ``start`` opens it for reading (runc's design), so the
-container is fully set up when ``create`` returns and starts with one cheap wake-up.
+container is fully set up when ``create`` returns and starts with one cheap wake-up. A
+foreground ``run`` has no fifo: the init execs once the runtime has saved the state
+("commit now"), and the runtime sees the execve as the EOF of the pipe.
 """
 
 from __future__ import annotations
