@@ -27,6 +27,10 @@ import pytest
 from pycontainers.runtime import cgroup_devices, cgroups
 from pycontainers.runtime.cgroups import UNIFIED, CgroupLimitError, CgroupManager, manager_for
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .conftest import BundleFactory, Runtime
+
 pytestmark = [
     pytest.mark.root,
     pytest.mark.skipif(os.geteuid() != 0, reason="cgroups need root"),
@@ -617,3 +621,37 @@ def test_every_device_program_passes_the_kernel_verifier(
     cgroup_devices.attach_device_program(
         container.paths()[UNIFIED], cgroup_devices.device_program(rules)
     )
+
+
+@pytest.mark.parametrize("cgroupns", [False, True])
+def test_run_on_a_pure_v2_view_like_runc(
+    ours: Runtime, runc: Runtime, make_bundle: BundleFactory, cgroupns: bool
+) -> None:
+    """The whole run (directories made after the fork, the init moved while it sets up,
+    a cgroup2 mount inside, removal at delete) in the view a pure v2 host gives: the
+    host's cgroup2 hierarchy alone at /sys/fs/cgroup, in a private mount namespace."""
+    with open("/proc/self/mountinfo") as f:
+        line = next(x for x in f if f" {UNIFIED_MOUNT} " in x)
+    options = ",".join(o for o in line.split(" - ")[1].split()[2].split(",") if o != "rw")
+
+    def edit(cfg: dict[str, Any]) -> None:
+        if cgroupns:
+            cfg["linux"]["namespaces"].append({"type": "cgroup"})
+
+    probe = "grep '^0::' /proc/self/cgroup; ls /sys/fs/cgroup | grep -c '^cgroup\\.'"
+    bundle = make_bundle(["sh", "-c", probe], edit)
+    lines = {}
+    for rt in (ours, runc):
+        cid = rt.new_id()
+        proc = subprocess.run(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", PURE_V2_VIEW, "sh",
+             *rt.argv, "--root", str(rt.root), "run", "--bundle", str(bundle), cid],
+            capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYC_V2_OPTIONS": options or "rw"},
+        )  # fmt: skip
+        assert proc.returncode == 0, f"{rt.name}: {proc.stderr}"
+        lines[rt.name] = proc.stdout.replace(cid, "ID").split("\n")
+        assert not os.path.exists(os.path.join(UNIFIED_MOUNT, cid)), rt.name
+    assert lines["ours"] == lines["runc"]
+    assert lines["ours"][0] == ("0::/" if cgroupns else "0::/ID")
+    assert int(lines["ours"][1]) > 3  # a cgroup2 filesystem inside: cgroup.procs, ...
