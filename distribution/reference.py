@@ -154,7 +154,11 @@ class ImageRef:
         return replace(self, domain=domain, path=new_path, short=False)
 
     def __str__(self) -> str:
-        out = self.name
+        return self.name + self._suffix()
+
+    def _suffix(self) -> str:
+        """``:tag``, ``@digest`` or both."""
+        out = ""
         if self.tag is not None:
             out += ":" + self.tag
         if self.digest is not None:
@@ -170,11 +174,7 @@ class ImageRef:
             out = path
         else:
             out = self.name
-        if self.tag is not None:
-            out += ":" + self.tag
-        if self.digest is not None:
-            out += "@" + str(self.digest)
-        return out
+        return out + self._suffix()
 
 
 def _split_domain(name: str) -> tuple[str, str, bool]:

@@ -34,6 +34,7 @@ from pycontainers.reconciler.layout import (
     write_atomic,
 )
 from pycontainers.reconciler.spec import ContainerSpec
+from pycontainers.runtime import specgen
 
 OVERLAY_ANNOTATION = "org.pycontainers.rootfs.overlay"
 NAME_ANNOTATION = "org.pycontainers.name"
@@ -192,30 +193,7 @@ def _default_mounts(network: str) -> list[dict[str, Any]]:
             "source": "proc",
             "options": ["nosuid", "noexec", "nodev"],
         },
-        {
-            "destination": "/dev",
-            "type": "tmpfs",
-            "source": "tmpfs",
-            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
-        },
-        {
-            "destination": "/dev/pts",
-            "type": "devpts",
-            "source": "devpts",
-            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
-        },
-        {
-            "destination": "/dev/shm",
-            "type": "tmpfs",
-            "source": "shm",
-            "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-        },
-        {
-            "destination": "/dev/mqueue",
-            "type": "mqueue",
-            "source": "mqueue",
-            "options": ["nosuid", "noexec", "nodev"],
-        },
+        *specgen.dev_mounts(),
     ]
     if network == "none":
         sysfs: dict[str, Any] = {

@@ -226,18 +226,7 @@ def _validate(
     single: bool,
 ) -> LoadedDocument | list[SpecError]:
     def err(message: str, *loc: str | int) -> list[SpecError]:
-        target, path = _walk(node, loc)
-        mark = target.start_mark
-        return [
-            SpecError(
-                file,
-                message,
-                line=mark.line + 1,
-                column=mark.column + 1,
-                field=path,
-                name=name,
-            )
-        ]
+        return [_error_at(file, message, node, loc, name)]
 
     if not isinstance(data, dict):
         return err(f"a document must be a mapping, not {_kind_of(data)}")
@@ -288,19 +277,25 @@ def _map_errors(
         if message == "field required" and (loc[:-1], str(loc[-1])) in suggested:
             continue  # the misspelling's suggestion already says it
         extra = message.startswith("unknown field")
-        target, path = _walk(root, loc, at_key=extra)
-        mark = target.start_mark
-        errors.append(
-            SpecError(
-                file,
-                message,
-                line=mark.line + 1,
-                column=mark.column + 1,
-                field=path,
-                name=name,
-            )
-        )
+        errors.append(_error_at(file, message, root, loc, name, at_key=extra))
     return sorted(errors, key=lambda e: (e.line or 0, e.column or 0))
+
+
+def _error_at(
+    file: str,
+    message: str,
+    root: yaml.Node,
+    loc: Sequence[str | int],
+    name: str | None,
+    *,
+    at_key: bool = False,
+) -> SpecError:
+    """``message`` at the line and column of the deepest node ``loc`` reaches."""
+    target, path = _walk(root, loc, at_key=at_key)
+    mark = target.start_mark
+    return SpecError(
+        file, message, line=mark.line + 1, column=mark.column + 1, field=path, name=name
+    )
 
 
 def _message(error: Any) -> str:

@@ -955,7 +955,11 @@ def kill(root: str, container_id: str, signum: int, all_processes: bool = False)
 
 def delete(root: str, container_id: str, force: bool = False) -> None:
     """Stop what is left (created: always; running: with --force), then remove everything."""
-    st = state.load(root, container_id)
+    _delete(state.load(root, container_id), force)
+
+
+def _delete(st: ContainerState, force: bool) -> None:
+    container_id = st.id
     status = st.status()
     if status is ContainerStatus.RUNNING and not force:
         raise IncorrectStatus(container_id, status.value, "delete (use --force)")
@@ -1045,7 +1049,7 @@ def run(root: str, container_id: str, bundle: str, opts: CreateOptions, detach: 
     except BaseException as exc:
         _delete_after_failure(root, container_id, exc)
         raise
-    delete(root, container_id, force=True)
+    _delete(st, force=True)  # the state as create saved it: no need to read it back
     if TRACE:
         TRACE[0](f"run {container_id}: deleted")
     return code

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 from pycontainers.runtime import capabilities, mountopts
-from pycontainers.runtime.config import NAMESPACE_TYPES
+from pycontainers.runtime.config import HOOK_KINDS, NAMESPACE_TYPES
 from pycontainers.runtime.errors import ConfigError
 
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
@@ -25,11 +26,10 @@ MASKED = [
 READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
 
-def default_spec(*, rootless: bool = False) -> dict[str, object]:
-    """runc spec's config.json (runtime-spec 1.0.2); rootless as `runc spec --rootless`."""
-    caps = {k: list(DEFAULT_CAPS) for k in ("bounding", "effective", "permitted", "ambient")}
-    mounts: list[dict[str, object]] = [
-        {"destination": "/proc", "type": "proc", "source": "proc"},
+def dev_mounts() -> list[dict[str, Any]]:
+    """/dev, /dev/pts, /dev/shm and /dev/mqueue as runc spec and Podman both mount them
+    (fresh dicts: callers may change them)."""
+    return [
         {
             "destination": "/dev",
             "type": "tmpfs",
@@ -54,6 +54,15 @@ def default_spec(*, rootless: bool = False) -> dict[str, object]:
             "source": "mqueue",
             "options": ["nosuid", "noexec", "nodev"],
         },
+    ]
+
+
+def default_spec(*, rootless: bool = False) -> dict[str, object]:
+    """runc spec's config.json (runtime-spec 1.0.2); rootless as `runc spec --rootless`."""
+    caps = {k: list(DEFAULT_CAPS) for k in ("bounding", "effective", "permitted", "ambient")}
+    mounts: list[dict[str, object]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        *dev_mounts(),
         {
             "destination": "/sys",
             "type": "sysfs",
@@ -136,14 +145,7 @@ def features() -> dict[str, object]:
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.1.0",
-        "hooks": [
-            "prestart",
-            "createRuntime",
-            "createContainer",
-            "startContainer",
-            "poststart",
-            "poststop",
-        ],
+        "hooks": list(HOOK_KINDS),
         "mountOptions": sorted([*mountopts._FLAGS, *mountopts.PROPAGATION, "tmpcopyup"]),
         "linux": {
             "namespaces": list(NAMESPACE_TYPES),
