@@ -281,13 +281,13 @@ def run(
     """Set up the container and exec its process; never returns (raises on failure).
 
     ``cgroups_made``: the runtime's word that the container's cgroup directories exist,
-    awaited before a cgroup mount binds them."""
+    awaited before a cgroup mount binds them. The runtime has called ``preload`` before
+    forking us."""
     process = cfg.process
     assert process is not None
     os.setsid()
     # hooks run while we are still the host's python: keep /proc/1/exe closed to them
     libc.prctl(libc.PR_SET_DUMPABLE, 0)
-    preload(cfg, process)
     compiled = prepare_seccomp(cfg, seccomp_cache)
     if cfg.namespace("uts") is not None:
         if cfg.hostname:
